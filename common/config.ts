@@ -1,0 +1,196 @@
+// The runbook configuration: one YAML file, validated by a strict schema. Unknown keys are errors
+// (a typo in `retention` must not silently keep every backup forever).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { RunbookError } from './errors';
+import { isValidCron } from './cron';
+
+/** A secret is never written in the file: it is named, and resolved where it is used. */
+export const secretRef = z
+  .string()
+  .regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, 'a secret reference: env:NAME or file:PATH (never the secret itself)');
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a name of lowercase letters, digits, "-" or "_" (at most 63 characters)');
+
+const localStorage = z.strictObject({
+  type: z.literal('local'),
+  path: z.string().min(1),
+});
+
+const s3Storage = z.strictObject({
+  type: z.literal('s3'),
+  bucket: z.string().min(3),
+  prefix: z
+    .string()
+    .regex(/^([A-Za-z0-9._-]+\/)*$/, 'a key prefix like "redis/" or "" (no leading "/", no "..")')
+    .refine((p) => !p.split('/').includes('..'), 'a key prefix without ".." segments')
+    .default(''),
+  region: z.string().default('us-east-1'),
+  endpoint: z.url().optional(),
+  forcePathStyle: z.boolean().default(false),
+  accessKeyId: secretRef.optional(),
+  secretAccessKey: secretRef.optional(),
+  partSizeMiB: z.number().int().min(5).max(512).default(16),
+});
+
+export const storageSchema = z.discriminatedUnion('type', [localStorage, s3Storage]);
+
+export const retentionSchema = z
+  .strictObject({
+    keepLast: z.number().int().min(0).default(0),
+    hourly: z.number().int().min(0).default(0),
+    daily: z.number().int().min(0).default(0),
+    weekly: z.number().int().min(0).default(0),
+    monthly: z.number().int().min(0).default(0),
+  })
+  .refine((r) => r.keepLast + r.hourly + r.daily + r.weekly + r.monthly > 0, {
+    message: 'a retention policy that keeps at least one backup (set keepLast, hourly, daily, weekly or monthly)',
+  });
+
+const scheduleSchema = z.strictObject({
+  name,
+  cron: z.string().refine(isValidCron, 'a five-field cron expression such as "0 2 * * *"'),
+  timezone: z.string().default('UTC'),
+  catchupWindow: z
+    .string()
+    .regex(/^\d+(s|m|h|d)$/, 'a duration such as "30m" or "6h"')
+    .default('1h'),
+  paused: z.boolean().default(false),
+});
+
+const redisUrl = z
+  .string()
+  .regex(/^rediss?:\/\/[^/?#]+(\/\d{1,2})?$/, 'a Redis URL such as redis://host:6379 or redis://host:6379/0')
+  .refine((u) => !/^rediss?:\/\/[^/@]*:[^/@]*@/.test(u), 'a URL without a password: use "password: env:NAME"');
+
+export const targetSchema = z
+  .strictObject({
+    url: redisUrl,
+    username: z.string().optional(),
+    password: secretRef.optional(),
+    capture: z.enum(['replication', 'bgsave-copy']).default('replication'),
+    /** bgsave-copy reads `dir`/`dbfilename` from the server unless set here (e.g. a mounted volume). */
+    dataDir: z.string().optional(),
+    destinations: z.array(name).min(1),
+    compression: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
+    compressionLevel: z.number().int().min(1).max(19).optional(),
+    retention: retentionSchema.default({ keepLast: 7, hourly: 0, daily: 7, weekly: 4, monthly: 6 }),
+    schedules: z.array(scheduleSchema).default([]),
+    /** How many keys SCAN samples to count key prefixes for the manifest. */
+    prefixSample: z.number().int().min(0).max(1_000_000).default(10_000),
+  })
+  .refine((t) => new Set(t.destinations).size === t.destinations.length, {
+    message: 'destinations without repeats',
+    path: ['destinations'],
+  });
+
+export const configSchema = z
+  .strictObject({
+    temporal: z
+      .strictObject({
+        /** Absent: the embedded dev server that `runbook dev` runs on localhost. */
+        address: z.string().optional(),
+        namespace: z.string().default('default'),
+        taskQueue: z.string().default('redis-runbooks'),
+        devServer: z
+          .strictObject({
+            port: z.number().int().min(1).max(65535).default(7233),
+            uiPort: z.number().int().min(1).max(65535).optional(),
+            dbFile: z.string().default('.runbook/temporal.sqlite'),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    storage: z.record(name, storageSchema),
+    targets: z.record(name, targetSchema),
+  })
+  .superRefine((config, ctx) => {
+    for (const [targetName, target] of Object.entries(config.targets)) {
+      target.destinations.forEach((dest, i) => {
+        if (!(dest in config.storage)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targets', targetName, 'destinations', i],
+            message: `a storage name defined under "storage" (known: ${Object.keys(config.storage).join(', ') || 'none'})`,
+          });
+        }
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type TargetConfig = z.infer<typeof targetSchema>;
+export type StorageConfig = z.infer<typeof storageSchema>;
+export type RetentionPolicy = z.infer<typeof retentionSchema>;
+export type ScheduleConfig = z.infer<typeof scheduleSchema>;
+
+export const DEFAULT_CONFIG_FILE = 'runbook.yaml';
+
+export function configPath(explicit?: string): string {
+  return path.resolve(explicit ?? process.env.RUNBOOK_CONFIG ?? DEFAULT_CONFIG_FILE);
+}
+
+/** Parses and validates a config text; relative local paths are resolved against the file's folder. */
+export function parseConfig(text: string, file = '<config>'): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new RunbookError('CONFIG_INVALID', `${file}: not valid YAML: ${(err as Error).message}`, 'fix the YAML syntax');
+  }
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const where = issue.path.length ? issue.path.join('.') : '(top level)';
+      return `  ${where}: expected ${describeIssue(issue)}`;
+    });
+    throw new RunbookError(
+      'CONFIG_INVALID',
+      `${file} is not a valid runbook config:\n${lines.join('\n')}`,
+      'correct the settings named above (see docs/configuration.md)',
+    );
+  }
+  const base = path.dirname(path.resolve(file));
+  for (const storage of Object.values(result.data.storage)) {
+    if (storage.type === 'local') storage.path = path.resolve(base, storage.path);
+  }
+  return result.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `no key named ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'invalid_type') return `${issue.expected}`;
+  if (issue.code === 'invalid_value') return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  return issue.message.replace(/^Invalid input: expected /, '');
+}
+
+export function loadConfig(explicit?: string): Config {
+  const file = configPath(explicit);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new RunbookError(
+      'CONFIG_NOT_FOUND',
+      `no config file at ${file}`,
+      'create runbook.yaml (see runbook.example.yaml) or pass --config / set RUNBOOK_CONFIG',
+    );
+  }
+  return parseConfig(text, file);
+}
+
+export function targetOf(config: Config, targetName: string): TargetConfig {
+  const target = config.targets[targetName];
+  if (!target) {
+    throw new RunbookError(
+      'UNKNOWN_TARGET',
+      `no target named "${targetName}" in the config`,
+      `use one of: ${Object.keys(config.targets).join(', ') || '(none defined)'}`,
+    );
+  }
+  return target;
+}

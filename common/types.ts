@@ -1,0 +1,122 @@
+// Types both sides of Temporal share: workflow inputs and results, and what is stored with a backup.
+// Nothing here may hold a secret: all of it lands in workflow history or in manifests.
+export const TASK_QUEUE = 'redis-runbooks';
+export const TOOL_NAME = 'redis-runbooks';
+
+export type CaptureMethod = 'replication' | 'bgsave-copy';
+export type Compression = 'zstd' | 'gzip' | 'none';
+
+export interface BackupInput {
+  target: string;
+  tags?: string[];
+  /** Who asked for it (CLI user or schedule); recorded in the manifest. */
+  requestedBy?: string;
+}
+
+export interface KeyspaceDb {
+  keys: number;
+  expires: number;
+}
+
+export interface RedisFacts {
+  version: string;
+  role: string;
+  usedMemory: number;
+  aofEnabled: boolean;
+  rdbLastBgsaveStatus: string;
+  rdbChangesSinceLastSave: number;
+  latestForkUsec: number;
+  rdbLastCowSize: number;
+  /** Per database ("db0"...), from INFO keyspace. */
+  keyspace: Record<string, KeyspaceDb>;
+  warnings: string[];
+}
+
+export interface PrefixCount {
+  prefix: string;
+  sampled: number;
+  /** sampled / sampleSize * total keys: an estimate, not a count. */
+  estimated: number;
+}
+
+export interface PreflightResult {
+  redis: RedisFacts;
+  prefixes: { sampleSize: number; top: PrefixCount[] };
+}
+
+export interface StoredCopy {
+  destination: string;
+  /** Where it is, for people: a path or an s3:// URL. */
+  location: string;
+  size: number;
+}
+
+export interface CaptureResult {
+  method: CaptureMethod;
+  startedAt: string;
+  durationMs: number;
+  rdb: { version: number; size: number; sha256: string; keys: number; expires: number; check: 'redis-check-rdb' };
+  artifact: { file: string; compression: Compression; encryption: null; size: number; sha256: string };
+  copies: StoredCopy[];
+  /** Keyspace read at the moment of the capture (INFO just before the fork). */
+  keyspace: Record<string, KeyspaceDb>;
+}
+
+export interface CopyCheck {
+  destination: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface Manifest {
+  formatVersion: 1;
+  backupId: string;
+  target: string;
+  tags: string[];
+  requestedBy: string;
+  createdAt: string;
+  completedAt: string;
+  durationMs: number;
+  tool: { name: string; version: string };
+  workflow: { workflowId: string; runId: string };
+  redis: RedisFacts;
+  capture: { method: CaptureMethod; durationMs: number };
+  rdb: CaptureResult['rdb'];
+  artifact: CaptureResult['artifact'];
+  copies: StoredCopy[];
+  keyspace: Record<string, KeyspaceDb>;
+  prefixes: PreflightResult['prefixes'];
+  verification: { verifiedAt: string; copies: CopyCheck[] };
+}
+
+export interface RetentionOutcome {
+  dryRun: boolean;
+  kept: { backupId: string; reasons: string[] }[];
+  deleted: string[];
+  /** Folders with no manifest whose run has ended (failed or killed); their files are removed. */
+  abandoned: string[];
+}
+
+export interface BackupReport {
+  backupId: string;
+  target: string;
+  ok: boolean;
+  manifest: Manifest;
+  retention: RetentionOutcome;
+  steps: { name: string; durationMs: number }[];
+  text: string;
+}
+
+/** Where the artifacts of a backup live inside a destination. */
+export const artifactKeys = (target: string, backupId: string) => ({
+  dir: `${target}/${backupId}`,
+  manifest: `${target}/${backupId}/manifest.json`,
+  run: `${target}/${backupId}/run.json`,
+  reportJson: `${target}/${backupId}/report.json`,
+  reportText: `${target}/${backupId}/report.txt`,
+  data: (file: string) => `${target}/${backupId}/${file}`,
+});
+
+export function artifactFileName(compression: Compression): string {
+  return compression === 'zstd' ? 'dump.rdb.zst' : compression === 'gzip' ? 'dump.rdb.gz' : 'dump.rdb';
+}
