@@ -1,0 +1,74 @@
+// What backups exist. A backup exists only where its manifest does: data without a manifest is an
+// unfinished or abandoned run, invisible here (retention removes it once its run has ended).
+import { isBackupId, parseBackupId } from '../common/backup-id';
+import type { Config } from '../common/config';
+import { RunbookError } from '../common/errors';
+import { artifactKeys, type Manifest } from '../common/types';
+import type { StoreRegistry } from './storage';
+
+export interface CatalogEntry {
+  backupId: string;
+  target: string;
+  createdAt: string;
+  manifest: Manifest;
+  /** Destinations holding a manifest for it. */
+  destinations: string[];
+}
+
+export interface DirListing {
+  destination: string;
+  withManifest: Map<string, Manifest>;
+  withoutManifest: string[];
+}
+
+export async function listDestination(stores: StoreRegistry, destination: string, target: string): Promise<DirListing> {
+  const store = stores(destination);
+  const dirs = (await store.listDirs(target)).filter(isBackupId);
+  const withManifest = new Map<string, Manifest>();
+  const withoutManifest: string[] = [];
+  await Promise.all(
+    dirs.map(async (id) => {
+      const text = await store.readText(artifactKeys(target, id).manifest);
+      const manifest = text ? parseManifest(text) : null;
+      if (manifest && manifest.backupId === id && manifest.target === target) withManifest.set(id, manifest);
+      else withoutManifest.push(id);
+    }),
+  );
+  return { destination, withManifest, withoutManifest };
+}
+
+function parseManifest(text: string): Manifest | null {
+  try {
+    const m = JSON.parse(text) as Manifest;
+    return m.formatVersion === 1 ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function listBackups(config: Config, stores: StoreRegistry, target: string): Promise<CatalogEntry[]> {
+  const t = config.targets[target];
+  if (!t) throw new RunbookError('UNKNOWN_TARGET', `no target named "${target}" in the config`);
+  const listings = await Promise.all(t.destinations.map((d) => listDestination(stores, d, target)));
+  const byId = new Map<string, CatalogEntry>();
+  for (const l of listings) {
+    for (const [id, manifest] of l.withManifest) {
+      const entry = byId.get(id) ?? { backupId: id, target, createdAt: manifest.createdAt, manifest, destinations: [] };
+      entry.destinations.push(l.destination);
+      byId.set(id, entry);
+    }
+  }
+  return [...byId.values()].sort((a, b) => b.backupId.localeCompare(a.backupId));
+}
+
+export async function findBackup(config: Config, stores: StoreRegistry, backupId: string): Promise<CatalogEntry> {
+  const { target } = parseBackupId(backupId);
+  if (!config.targets[target]) {
+    throw new RunbookError('BACKUP_NOT_FOUND', `backup ${backupId} belongs to target "${target}", which is not in the config`);
+  }
+  const entry = (await listBackups(config, stores, target)).find((e) => e.backupId === backupId);
+  if (!entry) {
+    throw new RunbookError('BACKUP_NOT_FOUND', `no backup ${backupId} (no manifest in any destination of ${target})`, `list them with \`runbook backups list ${target}\``);
+  }
+  return entry;
+}

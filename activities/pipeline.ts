@@ -1,0 +1,202 @@
+// One pass over the RDB: hash it, check it with redis-check-rdb, compress it, (encrypt it: the seam
+// below), hash what is stored, and write it to every destination at once. Memory stays constant:
+// every stage honours backpressure, so the slowest destination sets the pace.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { Duplex, PassThrough, Transform, Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
+import { rdbVersionFromHeader } from '../common/rdb';
+import { RunbookError } from '../common/errors';
+import type { Compression } from '../common/types';
+import { toolPath } from '../common/tools';
+import type { Store } from './storage';
+
+export interface StoreTarget {
+  store: Store;
+  key: string;
+}
+
+export interface PipelineResult {
+  rdb: { version: number; size: number; sha256: string; keys: number; expires: number };
+  stored: { size: number; sha256: string };
+  copies: { destination: string; location: string; size: number }[];
+}
+
+export interface PipelineOptions {
+  compression: Compression;
+  compressionLevel?: number;
+  /** Called with the raw bytes read so far, at most about once a second. */
+  onProgress?: (rawBytes: number) => void;
+  signal?: AbortSignal;
+}
+
+export function compressor(kind: Compression, level?: number): Duplex {
+  if (kind === 'gzip') return createGzip({ level: level ?? 1, chunkSize: 256 * 1024 });
+  if (kind === 'none') return new PassThrough();
+  // The zstd program: streaming, several times faster than Node's gzip, and readable by any zstd.
+  return childFilter(toolPath('zstd'), ['-q', '-c', `-${level ?? 1}`, '--no-progress'], 'zstd');
+}
+
+export function decompressor(kind: Compression): Duplex {
+  if (kind === 'gzip') return createGunzip({ chunkSize: 256 * 1024, finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  if (kind === 'none') return new PassThrough();
+  return childFilter(toolPath('zstd'), ['-q', '-d', '-c', '--no-progress'], 'zstd -d');
+}
+
+/** Seam for encryption at rest: a later stage plugs an authenticated cipher in here. */
+export function encryptor(): Duplex {
+  return new PassThrough();
+}
+
+/** A child process as a stream filter (stdin -> stdout) that fails when the child does. */
+export function childFilter(command: string, args: string[], label: string): Duplex {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  child.on('error', (err) => duplex.destroy(new RunbookError('CAPTURE_FAILED', `${label} could not run: ${err.message}`)));
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && !duplex.destroyed) {
+      duplex.destroy(new RunbookError('RDB_INVALID', `${label} failed (${code ?? signal}): ${stderr.trim()}`));
+    }
+  });
+  duplex.on('close', () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return duplex;
+}
+
+/** A pass-through that hashes and counts what flows through it. */
+export function digester(onHeader?: (head: Buffer) => void): Transform & { sha256(): string; bytes(): number } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let head: Buffer | null = onHeader ? Buffer.alloc(0) : null;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (head && onHeader) {
+        head = Buffer.concat([head, chunk.subarray(0, 9 - head.length)]);
+        if (head.length >= 9) {
+          onHeader(head);
+          head = null;
+        }
+      }
+      cb(null, chunk);
+    },
+    flush(cb) {
+      if (head && onHeader) onHeader(head);
+      cb();
+    },
+  });
+  return Object.assign(t, { sha256: () => hash.digest('hex'), bytes: () => bytes });
+}
+
+/** redis-check-rdb reading the stream as it passes: the RDB is checked without a second read. */
+function rdbChecker() {
+  const child = spawn(toolPath('redis-check-rdb'), ['/dev/stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  child.stdin.on('error', () => {}); // an early exit is reported through `result`
+  const result = new Promise<{ keys: number; expires: number }>((resolve, reject) => {
+    child.on('error', (err) => reject(new RunbookError('RDB_INVALID', `redis-check-rdb could not run: ${err.message}`)));
+    child.on('close', (code) => {
+      if (code === 0 && /RDB looks OK/.test(out)) {
+        const keys = Number(/(\d+) keys read/.exec(out)?.[1] ?? 0);
+        const expires = Number(/(\d+) expires/.exec(out)?.[1] ?? 0);
+        resolve({ keys, expires });
+      } else {
+        const lines = out.trim().split('\n').slice(-4).join(' | ');
+        reject(new RunbookError('RDB_INVALID', `redis-check-rdb rejected the RDB: ${lines}`, 'the captured RDB is damaged; nothing was kept'));
+      }
+    });
+  });
+  return { stdin: child.stdin, result, kill: () => child.kill('SIGKILL') };
+}
+
+/**
+ * A Writable that copies every chunk to several writables and waits for the slowest:
+ * used for the destinations and for redis-check-rdb beside the main flow.
+ */
+export function fanOut(sinks: Writable[]): Writable {
+  return new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      let waiting = 0;
+      const done = () => --waiting === 0 && cb();
+      for (const s of sinks) {
+        if (!s.write(chunk)) {
+          waiting++;
+          s.once('drain', done);
+        }
+      }
+      if (waiting === 0) cb();
+    },
+    final(cb) {
+      for (const s of sinks) s.end();
+      cb();
+    },
+    destroy(err, cb) {
+      for (const s of sinks) if (!s.writableFinished) s.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+}
+
+/** Streams `source` once to every destination. Nothing stays half-written if any part fails. */
+export async function storeRdb(source: Readable, targets: StoreTarget[], opts: PipelineOptions): Promise<PipelineResult> {
+  let version = 0;
+  let headerError: Error | null = null;
+  const raw = digester((head) => {
+    try {
+      version = rdbVersionFromHeader(head);
+    } catch (err) {
+      headerError = err as Error;
+      raw.destroy(err as Error);
+    }
+  });
+  const stored = digester();
+  const check = rdbChecker();
+
+  // The raw stream feeds both redis-check-rdb and the compressor.
+  const toCompress = new PassThrough({ highWaterMark: 1 << 20 });
+  const branches: Promise<unknown>[] = [];
+  const passes = targets.map(({ store, key }) => {
+    const pass = new PassThrough({ highWaterMark: 4 << 20 });
+    branches.push(store.write(key, pass));
+    return pass;
+  });
+  branches.push(pipeline(toCompress, compressor(opts.compression, opts.compressionLevel), encryptor(), stored, fanOut(passes)));
+
+  let lastReport = 0;
+  const progress = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      const now = Date.now();
+      if (opts.onProgress && now - lastReport > 1000) {
+        lastReport = now;
+        opts.onProgress(raw.bytes());
+      }
+      cb(null, chunk);
+    },
+  });
+
+  const main = pipeline(source, raw, progress, fanOut([check.stdin, toCompress]), { signal: opts.signal });
+  try {
+    const [, , checked] = await Promise.all([main, Promise.all(branches), check.result]);
+    if (headerError) throw headerError;
+    const sizes = await Promise.all(branches.slice(0, targets.length));
+    return {
+      rdb: { version, size: raw.bytes(), sha256: raw.sha256(), ...(checked as { keys: number; expires: number }) },
+      stored: { size: stored.bytes(), sha256: stored.sha256() },
+      copies: targets.map(({ store, key }, i) => ({ destination: store.name, location: store.location(key), size: sizes[i] as number })),
+    };
+  } catch (err) {
+    check.kill();
+    for (const p of passes) p.destroy(err as Error);
+    source.destroy();
+    await Promise.allSettled([main, ...branches, check.result]);
+    throw headerError ?? err;
+  }
+}

@@ -1,0 +1,92 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { assertKey, notFound, type Store } from './store';
+
+/** A directory. Writes go to a temp name, are fsynced, then renamed: a crash leaves no half file. */
+export class LocalStore implements Store {
+  constructor(
+    readonly name: string,
+    private readonly root: string,
+  ) {}
+
+  location(key: string): string {
+    return path.join(this.root, assertKey(key));
+  }
+
+  async write(key: string, body: Readable | Buffer | string): Promise<number> {
+    const file = this.location(key);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await removeStalePartials(file);
+    const tmp = `${file}.partial-${randomBytes(4).toString('hex')}`;
+    let bytes = 0;
+    try {
+      const out = createWriteStream(tmp, { mode: 0o600, highWaterMark: 1 << 20 });
+      const source = typeof body === 'string' || Buffer.isBuffer(body) ? Readable.from([Buffer.from(body)]) : body;
+      source.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      await pipeline(source, out);
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, file);
+      await syncDir(path.dirname(file));
+      return bytes;
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+  }
+
+  async read(key: string): Promise<Readable> {
+    const file = this.location(key);
+    const fh = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? notFound(this.name, key) : err;
+    });
+    return createReadStream('', { fd: fh, highWaterMark: 1 << 20 });
+  }
+
+  async readText(key: string): Promise<string | null> {
+    try {
+      return await readFile(this.location(key), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async listDirs(prefix: string): Promise<string[]> {
+    try {
+      const entries = await readdir(this.location(prefix), { withFileTypes: true });
+      return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  async removeDir(prefix: string): Promise<void> {
+    await rm(this.location(prefix), { recursive: true, force: true });
+  }
+}
+
+/** A writer killed mid-write (SIGKILL, power loss) leaves its temp file; the next write of the key clears it. */
+async function removeStalePartials(file: string): Promise<void> {
+  const base = `${path.basename(file)}.partial-`;
+  const names = await readdir(path.dirname(file)).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(base)).map((n) => unlink(path.join(path.dirname(file), n)).catch(() => {})));
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,32 @@
+// A destination where backups are kept. Keys are relative ("<target>/<backupId>/<file>") and always
+// built from validated names; `assertKey` is the last line of defence against a path or key trick.
+import type { Readable } from 'node:stream';
+import { RunbookError } from '../../common/errors';
+
+export interface Store {
+  readonly name: string;
+  /** Where a key is, for people: a path or an s3:// URL. */
+  location(key: string): string;
+  /** Writes atomically: readers see the whole object or nothing. Returns the bytes written. */
+  write(key: string, body: Readable | Buffer | string): Promise<number>;
+  /** Throws BACKUP_NOT_FOUND when absent. */
+  read(key: string): Promise<Readable>;
+  readText(key: string): Promise<string | null>;
+  /** Names of the immediate children of a folder-like prefix ("cache" -> backup ids). */
+  listDirs(prefix: string): Promise<string[]>;
+  removeDir(prefix: string): Promise<void>;
+}
+
+const SAFE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export function assertKey(key: string): string {
+  const parts = key.split('/');
+  if (!parts.every((p) => SAFE_SEGMENT.test(p) && p !== '..' && p !== '.' && !p.includes('..'))) {
+    throw new RunbookError('BAD_INPUT', `refusing the storage key "${key.slice(0, 200)}"`, 'keys are <target>/<backupId>/<file>');
+  }
+  return key;
+}
+
+export function notFound(store: string, key: string): RunbookError {
+  return new RunbookError('BACKUP_NOT_FOUND', `${key} is not in destination ${store}`, 'list what exists with `runbook backups list <target>`');
+}

@@ -1,0 +1,41 @@
+// Proof that a stored copy is what was written: its bytes hash to the manifest's stored checksum,
+// and decompressed they hash to the raw RDB's checksum (which redis-check-rdb approved at capture).
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Compression, CopyCheck } from '../common/types';
+import { decompressor, digester } from './pipeline';
+import type { Store } from './storage';
+
+export interface ExpectedArtifact {
+  size: number;
+  sha256: string;
+  compression: Compression;
+  rdb: { size: number; sha256: string };
+}
+
+export async function verifyCopy(store: Store, key: string, expected: ExpectedArtifact, signal?: AbortSignal): Promise<CopyCheck> {
+  const stored = digester();
+  const raw = digester();
+  try {
+    const source = await store.read(key);
+    const sink = new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => cb() });
+    await pipeline(source, stored, decompressor(expected.compression), raw, sink, { signal });
+  } catch (err) {
+    // A copy that cannot be read or decompressed is a failed check, not a crash of the check.
+    if (signal?.aborted) throw err;
+    return { destination: store.name, ok: false, detail: `unreadable: ${(err as Error).message.split('\n')[0]}` };
+  }
+  const problems: string[] = [];
+  if (stored.bytes() !== expected.size) problems.push(`size ${stored.bytes()} != ${expected.size}`);
+  const sha = stored.sha256();
+  if (sha !== expected.sha256) problems.push(`sha256 ${sha.slice(0, 12)}… != ${expected.sha256.slice(0, 12)}…`);
+  const rawSha = raw.sha256();
+  if (problems.length === 0 && (raw.bytes() !== expected.rdb.size || rawSha !== expected.rdb.sha256)) {
+    problems.push('decompressed RDB does not match its checksum');
+  }
+  return {
+    destination: store.name,
+    ok: problems.length === 0,
+    detail: problems.length ? problems.join('; ') : `sha256 ${sha.slice(0, 12)}… ok, RDB sha256 ${rawSha.slice(0, 12)}… ok`,
+  };
+}

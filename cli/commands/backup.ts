@@ -1,0 +1,35 @@
+import { Command } from 'commander';
+import { z } from 'zod';
+import { targetOf } from '../../common/config';
+import { TASK_QUEUE, type BackupReport } from '../../common/types';
+import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { followBackup } from '../progress';
+
+const options = z.object({ wait: z.boolean().default(false), tag: z.array(z.string().regex(/^[\w.-]{1,64}$/)).default([]) });
+
+export const backupCommand = new Command('backup')
+  .description('back up a target now (add --wait to follow it to the end)')
+  .argument('<target>', 'a target named in the config')
+  .option('--wait', 'wait for the backup and show its progress')
+  .option('--tag <tag...>', 'labels stored in the manifest')
+  .action(
+    action(async (targetName: string, raw: unknown, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const opts = options.parse(raw);
+      const config = loadCliConfig(global);
+      targetOf(config, targetName);
+      const client = await connectClient(config);
+      const workflowId = `backup/${targetName}/manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
+      const handle = await client.workflow.start('backupRedis', {
+        taskQueue: config.temporal.taskQueue ?? TASK_QUEUE,
+        workflowId,
+        args: [{ target: targetName, tags: opts.tag, requestedBy: `cli:${process.env.USER ?? 'unknown'}` }],
+      });
+      if (!opts.wait) {
+        print(global, { workflowId, runId: handle.firstExecutionRunId }, () => `started ${workflowId}\nfollow it with: runbook status ${workflowId}\n`);
+        return;
+      }
+      const report: BackupReport = await followBackup(handle, global.json ? undefined : process.stderr);
+      print(global, report, () => report.text);
+    }),
+  );

@@ -1,0 +1,65 @@
+// What every command needs: the config, a Temporal client, output that is text or JSON, and one
+// place where failures become a message and an exit code.
+import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
+import { loadConfig, type Config } from '../common/config';
+import { RunbookError } from '../common/errors';
+import { EXIT, exitCodeFor } from './exit-codes';
+
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+}
+
+export function temporalAddress(config: Config): string {
+  return config.temporal.address ?? `127.0.0.1:${config.temporal.devServer.port}`;
+}
+
+export async function connectClient(config: Config): Promise<Client> {
+  const address = temporalAddress(config);
+  try {
+    const connection = await Connection.connect({ address, connectTimeout: '5s' });
+    return new Client({ connection, namespace: config.temporal.namespace, identity: `runbook-cli@${process.env.USER ?? 'unknown'}` });
+  } catch (err) {
+    throw new RunbookError(
+      'TEMPORAL_UNAVAILABLE',
+      `cannot reach Temporal at ${address}: ${(err as Error).message.split('\n')[0]}`,
+      config.temporal.address ? 'check temporal.address in the config' : 'start the embedded server and a worker with `runbook dev`',
+    );
+  }
+}
+
+export function loadCliConfig(opts: GlobalOptions): Config {
+  return loadConfig(opts.config);
+}
+
+export function print(opts: GlobalOptions, data: unknown, text: () => string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : text());
+}
+
+/** The root cause a person should read: the innermost application failure of a workflow failure. */
+export function rootFailure(err: unknown): { code?: string; message: string } {
+  let e: unknown = err;
+  while (e instanceof WorkflowFailedError || e instanceof ActivityFailure) e = e.cause;
+  if (e instanceof ApplicationFailure) return { code: e.type ?? undefined, message: e.message };
+  if (e instanceof RunbookError) return { code: e.code, message: e.hint ? `${e.message}\n  hint: ${e.hint}` : e.message };
+  if (e instanceof WorkflowNotFoundError) return { code: 'BACKUP_NOT_FOUND', message: e.message };
+  return { message: (e as Error)?.message ?? String(e) };
+}
+
+export function handleError(err: unknown): never {
+  const { code, message } = rootFailure(err);
+  process.stderr.write(`error${code ? ` [${code}]` : ''}: ${message}\n`);
+  process.exit(code || err instanceof RunbookError ? exitCodeFor(code) : EXIT.INTERNAL);
+}
+
+/** Wraps a command's action so that every failure goes through handleError. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      handleError(err);
+    }
+  };
+}

@@ -1,0 +1,50 @@
+// Exit codes, set in one place and listed in `runbook --help` and the README.
+import { ErrorCode } from '../common/errors';
+
+export const EXIT = {
+  OK: 0,
+  INTERNAL: 1,
+  USAGE: 2,
+  CONFIG: 3,
+  TEMPORAL: 4,
+  TARGET: 5,
+  FAILED: 6,
+  VERIFY: 7,
+  NOT_FOUND: 8,
+} as const;
+
+export const EXIT_HELP = `
+Exit codes:
+  0  success
+  1  internal error (a bug: please report it)
+  2  bad usage or input (unknown option, malformed backup id)
+  3  configuration invalid or missing, unknown target, unresolved secret reference
+  4  Temporal unreachable
+  5  Redis target unreachable, refusing the credentials, or loading
+  6  the runbook ran and failed (see its message and the Temporal UI)
+  7  verification failed: a stored copy does not match its checksums
+  8  backup or workflow not found`;
+
+export function exitCodeFor(code: string | undefined): number {
+  switch (code) {
+    case ErrorCode.BAD_INPUT:
+      return EXIT.USAGE;
+    case ErrorCode.CONFIG_INVALID:
+    case ErrorCode.CONFIG_NOT_FOUND:
+    case ErrorCode.UNKNOWN_TARGET:
+    case ErrorCode.SECRET_UNRESOLVED:
+      return EXIT.CONFIG;
+    case ErrorCode.TEMPORAL_UNAVAILABLE:
+      return EXIT.TEMPORAL;
+    case ErrorCode.TARGET_UNREACHABLE:
+    case ErrorCode.TARGET_AUTH_FAILED:
+    case ErrorCode.TARGET_LOADING:
+      return EXIT.TARGET;
+    case ErrorCode.VERIFY_FAILED:
+      return EXIT.VERIFY;
+    case ErrorCode.BACKUP_NOT_FOUND:
+      return EXIT.NOT_FOUND;
+    default:
+      return code ? EXIT.FAILED : EXIT.INTERNAL;
+  }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// runbook: the command line of redis-runbooks. One file per command under commands/.
+import { Command, CommanderError } from 'commander';
+import { TOOL_VERSION } from '../common/version';
+import { backupCommand } from './commands/backup';
+import { backupsCommand } from './commands/backups';
+import { devCommand } from './commands/dev';
+import { retentionCommand } from './commands/retention';
+import { schedulesCommand } from './commands/schedules';
+import { statusCommand } from './commands/status';
+import { workerCommand } from './commands/worker';
+import { EXIT, EXIT_HELP } from './exit-codes';
+
+export const program = new Command('runbook')
+  .description('Durable Redis backup and recovery runbooks on Temporal')
+  .version(TOOL_VERSION)
+  .option('-c, --config <file>', 'config file (default: $RUNBOOK_CONFIG or ./runbook.yaml)')
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', EXIT_HELP)
+  .addCommand(backupCommand)
+  .addCommand(backupsCommand)
+  .addCommand(retentionCommand)
+  .addCommand(schedulesCommand)
+  .addCommand(statusCommand)
+  .addCommand(workerCommand)
+  .addCommand(devCommand)
+  .exitOverride()
+  .showHelpAfterError();
+
+const override = (cmd: Command): void => {
+  cmd.exitOverride();
+  cmd.commands.forEach(override);
+};
+override(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+  }
+  throw err;
+}

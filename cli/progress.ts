@@ -1,0 +1,39 @@
+// Live progress of a running backup: the workflow's `status` query for the step, and the capture
+// activity's heartbeat (bytes so far) from the workflow's description.
+import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { BackupReport } from '../common/types';
+import type { BackupStatus } from '../workflows/backup-redis';
+
+export async function followBackup(handle: WorkflowHandle, out?: NodeJS.WritableStream): Promise<BackupReport> {
+  const result = handle.result() as Promise<BackupReport>;
+  let finished = false;
+  void result.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
+  let last = '';
+  while (!finished && out) {
+    const line = await describeProgress(handle).catch(() => '');
+    if (line && line !== last) {
+      out.write(`  ${line}\n`);
+      last = line;
+    }
+    await Promise.race([result.catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
+  }
+  return result;
+}
+
+async function describeProgress(handle: WorkflowHandle): Promise<string> {
+  const status = await handle.query<BackupStatus>('status');
+  const d = await handle.describe();
+  const pending = d.raw.pendingActivities?.[0];
+  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  let detail = '';
+  if (payload) {
+    const hb = defaultPayloadConverter.fromPayload<{ phase?: string; bytes?: number }>(payload);
+    if (hb?.bytes) detail = ` ${(hb.bytes / 1048576).toFixed(0)} MiB read`;
+  }
+  const attempt = pending && (pending.attempt ?? 1) > 1 ? ` (attempt ${pending.attempt})` : '';
+  return `${status.backupId}: ${status.step}${detail}${attempt}`;
+}

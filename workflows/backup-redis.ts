@@ -1,0 +1,89 @@
+import { ApplicationFailure, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { makeBackupId } from '../common/backup-id';
+import { PERMANENT } from '../common/errors';
+import { renderBackupText } from '../common/report';
+import { TOOL_NAME, type BackupInput, type BackupReport, type Manifest } from '../common/types';
+import { TOOL_VERSION } from '../common/version';
+
+const retry = { nonRetryableErrorTypes: [...PERMANENT] as string[], maximumInterval: '30s' };
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { ...retry, maximumAttempts: 5 },
+});
+
+// A capture that stops heartbeating for a minute is presumed dead (worker killed) and retried.
+const long = proxyActivities<Activities>({
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '1m',
+  retry: { ...retry, maximumAttempts: 3 },
+});
+
+export interface BackupStatus {
+  backupId: string;
+  step: string;
+  steps: { name: string; durationMs: number }[];
+}
+
+export const backupStatusQuery = defineQuery<BackupStatus>('status');
+
+export async function backupRedis(input: BackupInput): Promise<BackupReport> {
+  const info = workflowInfo();
+  const backupId = makeBackupId(input.target, info.runStartTime, info.runId.replace(/-/g, ''));
+  const status: BackupStatus = { backupId, step: 'preflight', steps: [] };
+  setHandler(backupStatusQuery, () => status);
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    status.step = name;
+    const t0 = Date.now();
+    const out = await fn();
+    status.steps.push({ name, durationMs: Date.now() - t0 });
+    return out;
+  };
+
+  const pre = await step('preflight', () => quick.preflight(input.target));
+  const captured = await step('capture', () =>
+    long.capture({ target: input.target, backupId, workflowId: info.workflowId, runId: info.runId }),
+  );
+  const copies = await step('verify', () =>
+    long.verifyCopies({ target: input.target, backupId, artifact: captured.artifact, rdb: captured.rdb }),
+  );
+  const bad = copies.filter((c) => !c.ok);
+  if (bad.length) {
+    // No manifest is written, so this backup never becomes visible.
+    throw ApplicationFailure.create({
+      type: 'VERIFY_FAILED',
+      message: `stored copies failed verification: ${bad.map((c) => `${c.destination}: ${c.detail}`).join('; ')}`,
+      nonRetryable: true,
+    });
+  }
+
+  const manifest: Manifest = {
+    formatVersion: 1,
+    backupId,
+    target: input.target,
+    tags: input.tags ?? [],
+    requestedBy: input.requestedBy ?? 'unknown',
+    createdAt: captured.startedAt,
+    completedAt: new Date().toISOString(),
+    durationMs: Date.now() - info.runStartTime.getTime(),
+    tool: { name: TOOL_NAME, version: TOOL_VERSION },
+    workflow: { workflowId: info.workflowId, runId: info.runId },
+    redis: pre.redis,
+    capture: { method: captured.method, durationMs: captured.durationMs },
+    rdb: captured.rdb,
+    artifact: captured.artifact,
+    copies: captured.copies,
+    keyspace: captured.keyspace,
+    prefixes: pre.prefixes,
+    verification: { verifiedAt: new Date().toISOString(), copies },
+  };
+  await step('manifest', () => quick.writeManifest(manifest));
+  const retention = await step('retention', () => quick.applyRetention({ target: input.target, dryRun: false }));
+
+  const report: BackupReport = { backupId, target: input.target, ok: true, manifest, retention, steps: status.steps, text: '' };
+  report.text = renderBackupText(report);
+  await step('report', () => quick.writeReport(report));
+  status.step = 'done';
+  return report;
+}

@@ -1,0 +1,2 @@
+// Workflows only: deterministic orchestration. All I/O lives in activities/.
+export { backupRedis } from './backup-redis';
