@@ -68,7 +68,11 @@ export async function findBackup(config: Config, stores: StoreRegistry, backupId
   }
   const entry = (await listBackups(config, stores, target)).find((e) => e.backupId === backupId);
   if (!entry) {
-    throw new RunbookError('BACKUP_NOT_FOUND', `no backup ${backupId} (no manifest in any destination of ${target})`, `list them with \`runbook backups list ${target}\``);
+    throw new RunbookError(
+      'BACKUP_NOT_FOUND',
+      `no backup ${backupId} (no manifest in any destination of ${target})`,
+      `list them with \`runbook backups list ${target}\``,
+    );
   }
   return entry;
 }

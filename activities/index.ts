@@ -77,41 +77,72 @@ export function createActivities(deps: ActivityDeps) {
         await Promise.all(destinations.map(({ store }) => store.write(keys.run, marker)));
 
         const startedAt = new Date();
-        const client = await connectTarget(input.target, target);
-        let keyspace: CaptureResult['keyspace'];
-        let source;
+        // Heartbeats also while the server forks and before the first byte arrives.
+        let bytes = 0;
+        const beat = setInterval(() => ctx.heartbeat({ phase: bytes ? 'transfer' : 'waiting for the RDB', bytes }), 5_000);
         try {
-          keyspace = await keyspaceNow(client);
-          if (target.capture === 'bgsave-copy') {
-            source = (await openBgsaveSnapshot(client, { dataDir: target.dataDir, signal: ctx.cancellationSignal, onWait: () => ctx.heartbeat({ phase: 'bgsave' }) })).stream;
-          } else {
-            const e = endpointOf(input.target, target);
-            source = (await openReplicationStream({ host: e.host, port: e.port, username: e.username, password: e.password, tls: e.tls, signal: ctx.cancellationSignal })).stream;
+          const client = await connectTarget(input.target, target);
+          let keyspace: CaptureResult['keyspace'];
+          let source;
+          try {
+            keyspace = await keyspaceNow(client);
+            if (target.capture === 'bgsave-copy') {
+              source = (
+                await openBgsaveSnapshot(client, {
+                  dataDir: target.dataDir,
+                  signal: ctx.cancellationSignal,
+                  onWait: () => ctx.heartbeat({ phase: 'bgsave' }),
+                })
+              ).stream;
+            } else {
+              const e = endpointOf(input.target, target);
+              source = (
+                await openReplicationStream({
+                  host: e.host,
+                  port: e.port,
+                  username: e.username,
+                  password: e.password,
+                  tls: e.tls,
+                  signal: ctx.cancellationSignal,
+                })
+              ).stream;
+            }
+          } catch (err) {
+            throw classifyRedisError(err, input.target, endpointOf(input.target, target));
+          } finally {
+            client.disconnect();
           }
-        } catch (err) {
-          throw classifyRedisError(err, input.target, endpointOf(input.target, target));
+          const result = await storeRdb(source, destinations, {
+            compression: target.compression,
+            compressionLevel: target.compressionLevel,
+            signal: ctx.cancellationSignal,
+            onProgress: (n) => {
+              bytes = n;
+              ctx.heartbeat({ phase: 'transfer', bytes });
+            },
+          });
+          return {
+            method: target.capture,
+            startedAt: startedAt.toISOString(),
+            durationMs: Date.now() - startedAt.getTime(),
+            rdb: { ...result.rdb, check: 'redis-check-rdb' },
+            artifact: { file, compression: target.compression, encryption: null, size: result.stored.size, sha256: result.stored.sha256 },
+            copies: result.copies,
+            keyspace,
+          };
         } finally {
-          client.disconnect();
+          clearInterval(beat);
         }
-        const result = await storeRdb(source, destinations, {
-          compression: target.compression,
-          compressionLevel: target.compressionLevel,
-          signal: ctx.cancellationSignal,
-          onProgress: (bytes) => ctx.heartbeat({ phase: 'transfer', bytes }),
-        });
-        return {
-          method: target.capture,
-          startedAt: startedAt.toISOString(),
-          durationMs: Date.now() - startedAt.getTime(),
-          rdb: { ...result.rdb, check: 'redis-check-rdb' },
-          artifact: { file, compression: target.compression, encryption: null, size: result.stored.size, sha256: result.stored.sha256 },
-          copies: result.copies,
-          keyspace,
-        };
       });
     },
 
-    async verifyCopies(input: { target: string; backupId: string; artifact: CaptureResult['artifact']; rdb: CaptureResult['rdb']; destinations?: string[] }): Promise<CopyCheck[]> {
+    async verifyCopies(input: {
+      target: string;
+      backupId: string;
+      artifact: CaptureResult['artifact'];
+      rdb: CaptureResult['rdb'];
+      destinations?: string[];
+    }): Promise<CopyCheck[]> {
       return run(async () => {
         const target = targetOf(config, input.target);
         const key = artifactKeys(input.target, input.backupId).data(input.artifact.file);

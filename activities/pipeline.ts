@@ -95,7 +95,9 @@ export function digester(onHeader?: (head: Buffer) => void): Transform & { sha25
 
 /** redis-check-rdb reading the stream as it passes: the RDB is checked without a second read. */
 function rdbChecker() {
-  const child = spawn(toolPath('redis-check-rdb'), ['/dev/stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Node gives a child a socket, not a pipe, as stdin, and /dev/stdin cannot be opened on a socket:
+  // cat turns it into a real pipe.
+  const child = spawn('sh', ['-c', 'cat | "$0" /dev/stdin', toolPath('redis-check-rdb')], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
@@ -109,7 +111,9 @@ function rdbChecker() {
         resolve({ keys, expires });
       } else {
         const lines = out.trim().split('\n').slice(-4).join(' | ');
-        reject(new RunbookError('RDB_INVALID', `redis-check-rdb rejected the RDB: ${lines}`, 'the captured RDB is damaged; nothing was kept'));
+        reject(
+          new RunbookError('RDB_INVALID', `redis-check-rdb rejected the RDB: ${lines}`, 'the captured RDB is damaged; nothing was kept'),
+        );
       }
     });
   });
@@ -165,6 +169,7 @@ export async function storeRdb(source: Readable, targets: StoreTarget[], opts: P
   const branches: Promise<unknown>[] = [];
   const passes = targets.map(({ store, key }) => {
     const pass = new PassThrough({ highWaterMark: 4 << 20 });
+    pass.on('error', () => {}); // reported through the store's write
     branches.push(store.write(key, pass));
     return pass;
   });

@@ -25,7 +25,9 @@ export async function inspectTarget(name: string, target: TargetConfig): Promise
 export function factsOf(info: Record<string, string>): RedisFacts {
   const warnings: string[] = [];
   if (info.rdb_last_bgsave_status && info.rdb_last_bgsave_status !== 'ok') {
-    warnings.push(`the server's last BGSAVE failed (rdb_last_bgsave_status:${info.rdb_last_bgsave_status}): its own snapshots are not being written`);
+    warnings.push(
+      `the server's last BGSAVE failed (rdb_last_bgsave_status:${info.rdb_last_bgsave_status}): its own snapshots are not being written`,
+    );
   }
   if (info.aof_last_write_status && info.aof_last_write_status !== 'ok') {
     warnings.push(`the server's AOF writes are failing (aof_last_write_status:${info.aof_last_write_status})`);

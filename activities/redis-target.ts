@@ -43,12 +43,14 @@ export async function connectTarget(targetName: string, target: TargetConfig, ti
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  client.on('error', () => {}); // errors surface through the awaited calls
+  // ioredis rejects connect() with "Connection is closed"; the cause (WRONGPASS...) comes as an event.
+  let cause: unknown;
+  client.on('error', (err) => (cause ??= err));
   try {
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw classifyRedisError(err, targetName, e);
+    throw classifyRedisError(cause ?? err, targetName, e);
   }
   return client;
 }
@@ -64,7 +66,11 @@ export function classifyRedisError(err: unknown, targetName: string, e: Endpoint
     );
   }
   if (/LOADING/.test(msg)) {
-    return new RunbookError('TARGET_LOADING', `target ${targetName} (${describeEndpoint(e)}) is loading its dataset`, 'wait until it has loaded and try again');
+    return new RunbookError(
+      'TARGET_LOADING',
+      `target ${targetName} (${describeEndpoint(e)}) is loading its dataset`,
+      'wait until it has loaded and try again',
+    );
   }
   return new RunbookError(
     'TARGET_UNREACHABLE',

@@ -9,14 +9,22 @@ export function resolveSecret(ref: string, what: string): string {
     const name = ref.slice(4);
     value = process.env[name];
     if (value === undefined) {
-      throw new RunbookError('SECRET_UNRESOLVED', `${what}: environment variable ${name} is not set`, `export ${name} in the worker's environment`);
+      throw new RunbookError(
+        'SECRET_UNRESOLVED',
+        `${what}: environment variable ${name} is not set`,
+        `export ${name} in the worker's environment`,
+      );
     }
   } else if (ref.startsWith('file:')) {
     const file = ref.slice(5);
     try {
       value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw new RunbookError('SECRET_UNRESOLVED', `${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`, 'check the path and that the worker may read it');
+      throw new RunbookError(
+        'SECRET_UNRESOLVED',
+        `${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`,
+        'check the path and that the worker may read it',
+      );
     }
   } else {
     throw new RunbookError('SECRET_UNRESOLVED', `${what}: "${ref.slice(0, 8)}…" is not a secret reference`, 'use env:NAME or file:PATH');

@@ -10,8 +10,15 @@ export interface ParsedBackupId {
 }
 
 export function makeBackupId(target: string, time: Date, nonceHex: string): string {
-  const stamp = time.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  return `${target}-${stamp}-${nonceHex.replace(/[^0-9a-f]/gi, '').toLowerCase().slice(0, 8).padEnd(8, '0')}`;
+  const stamp = time
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
+  return `${target}-${stamp}-${nonceHex
+    .replace(/[^0-9a-f]/gi, '')
+    .toLowerCase()
+    .slice(0, 8)
+    .padEnd(8, '0')}`;
 }
 
 export function parseBackupId(id: string): ParsedBackupId {

@@ -12,9 +12,7 @@ export const secretRef = z
   .string()
   .regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, 'a secret reference: env:NAME or file:PATH (never the secret itself)');
 
-const name = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a name of lowercase letters, digits, "-" or "_" (at most 63 characters)');
+const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a name of lowercase letters, digits, "-" or "_" (at most 63 characters)');
 
 const localStorage = z.strictObject({
   type: z.literal('local'),

@@ -5,9 +5,10 @@ const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 /** The short text report stored beside the backup and printed by the CLI. */
 export function renderBackupText(r: BackupReport): string {
   const m = r.manifest;
-  const keys = Object.entries(m.keyspace)
-    .map(([db, k]) => `${db}=${k.keys}`)
-    .join(' ') || 'empty';
+  const keys =
+    Object.entries(m.keyspace)
+      .map(([db, k]) => `${db}=${k.keys}`)
+      .join(' ') || 'empty';
   const lines = [
     `backup ${r.backupId} of ${r.target}: ${r.ok ? 'OK' : 'FAILED'}`,
     `  redis ${m.redis.version} (${m.redis.role}), RDB v${m.rdb.version}, ${m.rdb.keys} keys checked by redis-check-rdb (${keys})`,

@@ -36,7 +36,14 @@ export const scheduleIdOf = (target: string, name: string) => `backup/${target}/
 export function desiredSchedules(config: Config): DesiredSchedule[] {
   return Object.entries(config.targets).flatMap(([target, t]) =>
     t.schedules.map((s) => {
-      const spec = { target, cron: s.cron, timezone: s.timezone, catchupWindow: s.catchupWindow, paused: s.paused, taskQueue: config.temporal.taskQueue };
+      const spec = {
+        target,
+        cron: s.cron,
+        timezone: s.timezone,
+        catchupWindow: s.catchupWindow,
+        paused: s.paused,
+        taskQueue: config.temporal.taskQueue,
+      };
       const specHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
       return { scheduleId: scheduleIdOf(target, s.name), name: s.name, ...spec, specHash };
     }),

@@ -3,8 +3,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export const toolsDir = (): string =>
-  process.env.RUNBOOK_TOOLS_DIR ?? path.join(os.homedir(), '.cache', 'redis-runbooks');
+export const toolsDir = (): string => process.env.RUNBOOK_TOOLS_DIR ?? path.join(os.homedir(), '.cache', 'redis-runbooks');
 
 export type Tool = 'temporal' | 'redis-server' | 'redis-cli' | 'redis-check-rdb' | 'zstd' | 'versitygw';
 

@@ -34,15 +34,23 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     );
   }
   const args = [
-    'server', 'start-dev',
-    '--db-filename', opts.dbFile,
-    '--ip', '127.0.0.1',
-    '--port', String(opts.port),
-    '--ui-port', String(uiPort),
-    '--namespace', opts.namespace ?? 'default',
-    '--log-level', 'error',
+    'server',
+    'start-dev',
+    '--db-filename',
+    opts.dbFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--ui-port',
+    String(uiPort),
+    '--namespace',
+    opts.namespace ?? 'default',
+    '--log-level',
+    'error',
     // Schedules and drills filter on these.
-    '--search-attribute', 'RunbookTarget=Keyword',
+    '--search-attribute',
+    'RunbookTarget=Keyword',
   ];
   const child = spawn(toolPath('temporal'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -57,7 +65,11 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   while (!(await portOpen(opts.port))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new RunbookError('TEMPORAL_UNAVAILABLE', `the Temporal dev server did not start: ${output.trim().slice(-800)}`, 'run `npm run tools` to install it');
+      throw new RunbookError(
+        'TEMPORAL_UNAVAILABLE',
+        `the Temporal dev server did not start: ${output.trim().slice(-800)}`,
+        'run `npm run tools` to install it',
+      );
     }
     await sleep(100);
   }

@@ -13,10 +13,10 @@ const quick = proxyActivities<Activities>({
   retry: { ...retry, maximumAttempts: 5 },
 });
 
-// A capture that stops heartbeating for a minute is presumed dead (worker killed) and retried.
+// A capture that stops heartbeating for 20 s is presumed dead (worker killed) and retried elsewhere.
 const long = proxyActivities<Activities>({
   startToCloseTimeout: '6h',
-  heartbeatTimeout: '1m',
+  heartbeatTimeout: '20s',
   retry: { ...retry, maximumAttempts: 3 },
 });
 

@@ -60,7 +60,7 @@ type Phase = 'connecting' | 'handshake' | 'transfer' | 'done' | 'failed';
 type Step = 'auth' | 'capa' | 'rdb-only' | 'sync';
 
 /** Connect, handshake, and resolve once the server has announced the transfer. */
-export function openReplicationStream(opts: ReplicationCaptureOptions): Promise<ReplicationCapture> {
+export async function openReplicationStream(opts: ReplicationCaptureOptions): Promise<ReplicationCapture> {
   return new Promise((resolve, reject) => {
     new ReplicationSession(opts, resolve, reject).start();
   });
@@ -79,6 +79,8 @@ class ReplicationSession {
   private rdbOnly = false;
   private stream?: Readable;
   private paused = false;
+  private reading = false; // the consumer has asked for data at least once
+  private deferredError?: Error; // a failure before that, delivered on the first read
   // transfer state
   private mode: 'length' | 'eof-mark' = 'length';
   private declared = 0;
@@ -313,9 +315,12 @@ class ReplicationSession {
 
   private startTransfer(): void {
     this.phase = 'transfer';
+    // Nothing is read or pushed until the consumer first reads: the caller only gets the stream a
+    // microtask from now, and an error emitted before it can listen would be an uncaught exception.
+    this.pauseSocket();
     this.stream = new Readable({
       highWaterMark: STREAM_HIGH_WATER_MARK,
-      read: () => this.resumeSocket(),
+      read: () => this.onRead(),
       destroy: (err, cb) => {
         // The consumer gave up (or fail() is tearing down): drop the link, the server cleans up.
         if (this.phase === 'transfer') {
@@ -332,13 +337,26 @@ class ReplicationSession {
       declaredSize: this.mode === 'length' ? this.declared : undefined,
       rdbOnly: this.rdbOnly,
     });
-    const rest = this.pending;
-    this.pending = EMPTY;
     if (this.mode === 'length' && this.remaining === 0) this.finish();
-    else if (rest.length > 0) this.onPayload(rest);
   }
 
-  private onPayload(chunk: Buffer): void {
+  private onRead(): void {
+    if (!this.reading) {
+      this.reading = true;
+      if (this.deferredError) {
+        this.stream!.destroy(this.deferredError);
+        return;
+      }
+      // Payload bytes that came in the same read as the header.
+      const rest = this.pending;
+      this.pending = EMPTY;
+      if (rest.length > 0 && !this.onPayload(rest)) return;
+    }
+    this.resumeSocket();
+  }
+
+  /** Push one socket chunk; false when the socket should stay paused (backpressure, or the end). */
+  private onPayload(chunk: Buffer): boolean {
     const stream = this.stream!;
     let more = true;
     if (this.mode === 'length') {
@@ -349,7 +367,7 @@ class ReplicationSession {
       if (n > 0) more = stream.push(n === chunk.length ? chunk : chunk.subarray(0, n));
       if (this.remaining === 0) {
         this.finish();
-        return;
+        return false;
       }
     } else {
       this.received += chunk.length;
@@ -368,7 +386,7 @@ class ReplicationSession {
       if (this.tail.length === EOF_MARK_SIZE && this.tail.equals(this.mark)) {
         this.received -= EOF_MARK_SIZE;
         this.finish();
-        return;
+        return false;
       }
       if (this.received - this.tail.length > this.maxBytes) {
         this.fail(
@@ -377,10 +395,11 @@ class ReplicationSession {
             'raise maxBytes if the dataset really is that large',
           ),
         );
-        return;
+        return false;
       }
     }
     if (!more) this.pauseSocket();
+    return more;
   }
 
   private pauseSocket(): void {
@@ -411,7 +430,8 @@ class ReplicationSession {
     this.phase = 'failed';
     this.cleanup();
     if (!this.settled) this.settle(err);
-    else this.stream?.destroy(err as Error);
+    else if (this.reading) this.stream!.destroy(err as Error);
+    else this.deferredError = err as Error;
   }
 
   private settle(err: unknown): void {

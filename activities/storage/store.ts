@@ -28,5 +28,9 @@ export function assertKey(key: string): string {
 }
 
 export function notFound(store: string, key: string): RunbookError {
-  return new RunbookError('BACKUP_NOT_FOUND', `${key} is not in destination ${store}`, 'list what exists with `runbook backups list <target>`');
+  return new RunbookError(
+    'BACKUP_NOT_FOUND',
+    `${key} is not in destination ${store}`,
+    'list what exists with `runbook backups list <target>`',
+  );
 }

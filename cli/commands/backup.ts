@@ -26,7 +26,11 @@ export const backupCommand = new Command('backup')
         args: [{ target: targetName, tags: opts.tag, requestedBy: `cli:${process.env.USER ?? 'unknown'}` }],
       });
       if (!opts.wait) {
-        print(global, { workflowId, runId: handle.firstExecutionRunId }, () => `started ${workflowId}\nfollow it with: runbook status ${workflowId}\n`);
+        print(
+          global,
+          { workflowId, runId: handle.firstExecutionRunId },
+          () => `started ${workflowId}\nfollow it with: runbook status ${workflowId}\n`,
+        );
         return;
       }
       const report: BackupReport = await followBackup(handle, global.json ? undefined : process.stderr);

@@ -70,7 +70,12 @@ const show = new Command('show')
           ...m.copies.map((c) => `  ${c.destination}: ${c.location} (${mib(c.size)})`),
           `checksums: stored sha256 ${m.artifact.sha256}`,
           `           RDB    sha256 ${m.rdb.sha256}`,
-          `prefixes (SCAN sample of ${m.prefixes.sampleSize}): ${m.prefixes.top.slice(0, 8).map((p) => `${p.prefix}~${p.estimated}`).join(' ') || 'none'}`,
+          `prefixes (SCAN sample of ${m.prefixes.sampleSize}): ${
+            m.prefixes.top
+              .slice(0, 8)
+              .map((p) => `${p.prefix}~${p.estimated}`)
+              .join(' ') || 'none'
+          }`,
           '',
         ].join('\n');
       });
@@ -93,15 +98,25 @@ const verify = new Command('verify')
       const entry = await findBackup(config, stores, backupId);
       const destinations = opts.destination ? [opts.destination] : entry.destinations;
       if (opts.destination && !entry.destinations.includes(opts.destination)) {
-        throw new RunbookError('BACKUP_NOT_FOUND', `backup ${backupId} has no copy in ${opts.destination}`, `its copies: ${entry.destinations.join(', ')}`);
+        throw new RunbookError(
+          'BACKUP_NOT_FOUND',
+          `backup ${backupId} has no copy in ${opts.destination}`,
+          `its copies: ${entry.destinations.join(', ')}`,
+        );
       }
       const m = entry.manifest;
       const key = artifactKeys(entry.target, backupId).data(m.artifact.file);
       const checks = await Promise.all(destinations.map((d) => verifyCopy(stores(d), key, { ...m.artifact, rdb: m.rdb })));
       const ok = checks.every((c) => c.ok);
-      print(global, { backupId, ok, checks }, () => checks.map((c) => `${c.ok ? 'ok    ' : 'FAILED'} ${c.destination}: ${c.detail}\n`).join(''));
+      print(global, { backupId, ok, checks }, () =>
+        checks.map((c) => `${c.ok ? 'ok    ' : 'FAILED'} ${c.destination}: ${c.detail}\n`).join(''),
+      );
       if (!ok) process.exitCode = EXIT.VERIFY;
     }),
   );
 
-export const backupsCommand = new Command('backups').description('list, show and verify backups').addCommand(list).addCommand(show).addCommand(verify);
+export const backupsCommand = new Command('backups')
+  .description('list, show and verify backups')
+  .addCommand(list)
+  .addCommand(show)
+  .addCommand(verify);

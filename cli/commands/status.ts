@@ -16,18 +16,35 @@ export const statusCommand = new Command('status')
       let result: unknown;
       let failure: string | undefined;
       if (state === 'COMPLETED') result = await handle.result();
-      if (state === 'FAILED') failure = await handle.result().then(() => undefined, (err) => rootFailure(err).message);
-      const out = { workflowId, runId: d.runId, type: d.type, state, startTime: d.startTime, closeTime: d.closeTime, step, result, failure };
-      print(global, out, () =>
-        [
-          `${workflowId} (${d.type}): ${state}`,
-          `  started ${d.startTime.toISOString()}${d.closeTime ? `, closed ${d.closeTime.toISOString()}` : ''}`,
-          step ? `  step: ${(step as { step: string }).step}` : '',
-          failure ? `  failure: ${failure}` : '',
-          result && typeof result === 'object' && 'text' in result ? String((result as { text: string }).text) : '',
-        ]
-          .filter(Boolean)
-          .join('\n') + '\n',
+      if (state === 'FAILED')
+        failure = await handle.result().then(
+          () => undefined,
+          (err) => rootFailure(err).message,
+        );
+      const out = {
+        workflowId,
+        runId: d.runId,
+        type: d.type,
+        state,
+        startTime: d.startTime,
+        closeTime: d.closeTime,
+        step,
+        result,
+        failure,
+      };
+      print(
+        global,
+        out,
+        () =>
+          [
+            `${workflowId} (${d.type}): ${state}`,
+            `  started ${d.startTime.toISOString()}${d.closeTime ? `, closed ${d.closeTime.toISOString()}` : ''}`,
+            step ? `  step: ${(step as { step: string }).step}` : '',
+            failure ? `  failure: ${failure}` : '',
+            result && typeof result === 'object' && 'text' in result ? String((result as { text: string }).text) : '',
+          ]
+            .filter(Boolean)
+            .join('\n') + '\n',
       );
       await client.connection.close();
     }),

@@ -167,7 +167,7 @@ function handshake(onSync: (sock: net.Socket) => void, opts: { rdbOnly?: boolean
     const name = cmd[0]?.toUpperCase();
     if (name === 'AUTH') sock.write('+OK\r\n');
     else if (name === 'REPLCONF' && cmd[1] === 'rdb-only') {
-      sock.write(opts.rdbOnly === false ? "-ERR Unrecognized REPLCONF option: rdb-only\r\n" : '+OK\r\n');
+      sock.write(opts.rdbOnly === false ? '-ERR Unrecognized REPLCONF option: rdb-only\r\n' : '+OK\r\n');
     } else if (name === 'REPLCONF') sock.write('+OK\r\n');
     else if (name === 'SYNC') onSync(sock);
     else sock.write(`-ERR unknown command '${cmd[0]}'\r\n`);
@@ -263,10 +263,7 @@ describe('authentication against a real server', () => {
 
   it('fails with TARGET_AUTH_FAILED on a wrong password, without echoing it', { timeout: 10_000 }, async () => {
     const wrong = 'Wrong-Secret-4711';
-    const err = await expectRunbookError(
-      openReplicationStream({ host: src.host, port: src.port, password: wrong }),
-      'TARGET_AUTH_FAILED',
-    );
+    const err = await expectRunbookError(openReplicationStream({ host: src.host, port: src.port, password: wrong }), 'TARGET_AUTH_FAILED');
     expect(err.message).not.toContain(wrong);
     expect(err.hint ?? '').not.toContain(wrong);
     const err2 = await expectRunbookError(
@@ -367,9 +364,7 @@ describe('protocol handling against fake servers', () => {
   });
 
   it('fails with CAPTURE_FAILED naming the server message when SYNC gets -NOPERM', { timeout: 5_000 }, async () => {
-    const fake = await fakeRedis(
-      handshake((sock) => sock.write("-NOPERM this user has no permissions to run the 'sync' command\r\n")),
-    );
+    const fake = await fakeRedis(handshake((sock) => sock.write("-NOPERM this user has no permissions to run the 'sync' command\r\n")));
     const err = await expectRunbookError(openReplicationStream({ host: '127.0.0.1', port: fake.port }), 'CAPTURE_FAILED', /NOPERM.*sync/);
     expect(err.hint).toMatch(/SYNC and REPLCONF/);
   });
@@ -394,15 +389,23 @@ describe('protocol handling against fake servers', () => {
     await fake.clientClosed;
   });
 
+  it('errors an eof-mark stream that runs past maxBytes without a mark', { timeout: 5_000 }, async () => {
+    const fake = await fakeRedis(
+      handshake((sock) => sock.write(Buffer.concat([Buffer.from(`$EOF:${'c'.repeat(40)}\r\n`), fakeRdb(5000)]))),
+    );
+    const capture = await openReplicationStream({ host: '127.0.0.1', port: fake.port, maxBytes: 1000 });
+    await sleep(50); // the failure is already known; it must wait for the consumer instead of being uncaught
+    await expectRunbookError(collect(capture.stream), 'CAPTURE_FAILED', /1000-byte limit/);
+    await fake.clientClosed;
+  });
+
   it('errors the stream with CAPTURE_FAILED when the server closes after half the declared bytes', { timeout: 5_000 }, async () => {
     const rdb = fakeRdb(200_000);
     const fake = await fakeRedis(
-      handshake((sock) => {
-        sock.write(`$${rdb.length}\r\n`);
-        sock.end(rdb.subarray(0, 100_000));
-      }),
+      handshake((sock) => sock.end(Buffer.concat([Buffer.from(`$${rdb.length}\r\n`), rdb.subarray(0, 100_000)]))),
     );
     const capture = await openReplicationStream({ host: '127.0.0.1', port: fake.port });
+    await sleep(50); // a consumer that sets up its sink first must still see the failure, through the stream
     await expectRunbookError(collect(capture.stream), 'CAPTURE_FAILED', /closed.*after 100000 of 200000 bytes/);
   });
 

@@ -42,14 +42,24 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisPro
   const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'rr-redis-'));
   const port = opts.port ?? (await freePort());
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--save', '',
-    '--appendonly', 'no',
-    '--repl-diskless-sync-delay', '0',
-    '--daemonize', 'no',
-    '--logfile', path.join(dir, 'redis.log'),
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--repl-diskless-sync-delay',
+    '0',
+    '--enable-debug-command',
+    'yes',
+    '--daemonize',
+    'no',
+    '--logfile',
+    path.join(dir, 'redis.log'),
     ...(opts.password ? ['--requirepass', opts.password] : []),
     ...(opts.args ?? []),
   ];
@@ -86,6 +96,7 @@ async function waitForPing(host: string, port: number, password: string | undefi
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`);
     const c = new Redis({ host, port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on('error', () => {}); // refused until the server listens
     try {
       await c.connect();
       if ((await c.ping()) === 'PONG') return;

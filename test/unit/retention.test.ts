@@ -300,9 +300,7 @@ describe('applyRetentionPolicy', () => {
     ],
     ['a backup with an invalid time', policyOf({ keepLast: 1 }), candidates([['a', 'not a time']])],
   ])('refuses %s with a BAD_INPUT error', (_what, policy, backups) => {
-    expect(() => applyRetentionPolicy(backups, policy)).toThrow(
-      expect.objectContaining({ name: 'RunbookError', code: 'BAD_INPUT' }),
-    );
+    expect(() => applyRetentionPolicy(backups, policy)).toThrow(expect.objectContaining({ name: 'RunbookError', code: 'BAD_INPUT' }));
   });
 
   it('keeps every id exactly once and always keeps the newest verified backup, for 200 random sets', () => {
@@ -340,7 +338,10 @@ describe('applyRetentionPolicy', () => {
       const newestVerified = verified.reduce((a, b) =>
         b.time.getTime() > a.time.getTime() || (b.time.getTime() === a.time.getTime() && b.backupId > a.backupId) ? b : a,
       );
-      expect(decision.keep.map((k) => k.backupId), context).toContain(newestVerified.backupId);
+      expect(
+        decision.keep.map((k) => k.backupId),
+        context,
+      ).toContain(newestVerified.backupId);
       expect(applyRetentionPolicy(shuffled(backups, random), policy), context).toEqual(decision);
     }
   });

@@ -1,0 +1,68 @@
+// A real S3 server for tests: versitygw over a temp directory (posix backend), on a free port.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { toolPath } from '../../common/tools';
+import { freePort } from './redis';
+
+export interface S3Server {
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  root: string;
+  client(): S3Client;
+  createBucket(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startS3(secretAccessKey = 'test-s3-secret'): Promise<S3Server> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'rr-s3-'));
+  const data = path.join(root, 'data');
+  const sidecar = path.join(root, 'meta');
+  mkdirSync(data);
+  mkdirSync(sidecar);
+  const port = await freePort();
+  const accessKeyId = 'runbook-test';
+  const child = spawn(toolPath('versitygw'), ['--port', `127.0.0.1:${port}`, '--quiet', 'posix', '--sidecar', sidecar, data], {
+    env: { ...process.env, ROOT_ACCESS_KEY_ID: accessKeyId, ROOT_SECRET_ACCESS_KEY: secretAccessKey },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const deadline = Date.now() + 15_000;
+  while (!(await canConnect(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`versitygw did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = () => new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
+  return {
+    endpoint,
+    accessKeyId,
+    secretAccessKey,
+    root,
+    client,
+    async createBucket(name) {
+      const c = client();
+      await c.send(new CreateBucketCommand({ Bucket: name }));
+      c.destroy();
+    },
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
