@@ -9,12 +9,14 @@ export interface ParsedBackupId {
   time: Date;
 }
 
-export function makeBackupId(target: string, time: Date, nonceHex: string): string {
-  const stamp = time
+const stampOf = (time: Date): string =>
+  time
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}/, '');
-  return `${target}-${stamp}-${nonceHex
+
+export function makeBackupId(target: string, time: Date, nonceHex: string): string {
+  return `${target}-${stampOf(time)}-${nonceHex
     .replace(/[^0-9a-f]/gi, '')
     .toLowerCase()
     .slice(0, 8)
@@ -32,10 +34,17 @@ export function parseBackupId(id: string): ParsedBackupId {
   }
   const s = m.groups.stamp;
   const time = new Date(`${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}Z`);
-  if (Number.isNaN(time.getTime())) throw new RunbookError('BAD_INPUT', `"${id}" has an impossible time`);
+  // Date() rolls over rather than refusing some impossible times (Feb 31 is Mar 3, 24:00 is the next
+  // day), so the time must also read back as the same stamp.
+  if (Number.isNaN(time.getTime()) || stampOf(time) !== s) throw new RunbookError('BAD_INPUT', `"${id}" has an impossible time`);
   return { target: m.groups.target, time };
 }
 
 export function isBackupId(id: string): boolean {
-  return ID.test(id);
+  try {
+    parseBackupId(id);
+    return true;
+  } catch {
+    return false;
+  }
 }

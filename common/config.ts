@@ -163,6 +163,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') return `no key named ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   if (issue.code === 'invalid_type') return `${issue.expected}`;
   if (issue.code === 'invalid_value') return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  // A bad name of a storage or target: say what a name must be, not only that the key is invalid.
+  if (issue.code === 'invalid_key') return issue.issues.map(describeIssue).join('; ');
   return issue.message.replace(/^Invalid input: expected /, '');
 }
 

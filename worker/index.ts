@@ -1,7 +1,7 @@
 // The worker: builds the clients once and injects them into the activities.
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { storeRegistry } from '../activities/storage';
 import type { Config } from '../common/config';
@@ -16,8 +16,15 @@ export interface RunbookWorkerOptions {
   overrides?: Partial<WorkerOptions>;
 }
 
+let runtimeInstalled = false;
+
 export async function createRunbookWorker(opts: RunbookWorkerOptions) {
   const { config } = opts;
+  if (!runtimeInstalled) {
+    // Warnings and errors only: webpack's bundling report is noise to an operator.
+    Runtime.install({ logger: new DefaultLogger((process.env.RUNBOOK_LOG_LEVEL as 'INFO' | undefined) ?? 'WARN') });
+    runtimeInstalled = true;
+  }
   const connection = await NativeConnection.connect({ address: opts.address });
   const clientConnection = await Connection.connect({ address: opts.address });
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
@@ -26,7 +33,7 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
-    identity: opts.identity,
+    ...(opts.identity ? { identity: opts.identity } : {}),
     workflowsPath,
     activities,
     maxConcurrentActivityTaskExecutions: 8,
