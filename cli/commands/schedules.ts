@@ -23,17 +23,27 @@ function scheduleOptions(d: DesiredSchedule): ScheduleOptions {
   };
 }
 
-async function existingSchedules(client: Client): Promise<ExistingSchedule[]> {
+/**
+ * What Temporal has. The list is eventually consistent, so the schedules the config names are also
+ * described by id (consistent): a second apply right after the first still sees what it made.
+ */
+async function existingSchedules(client: Client, ids: string[] = []): Promise<ExistingSchedule[]> {
+  const seen = new Set<string>();
+  for await (const s of client.schedule.list()) seen.add(s.scheduleId);
+  ids.forEach((id) => seen.add(id));
   const out: ExistingSchedule[] = [];
-  for await (const s of client.schedule.list()) {
-    const memo = (s.memo ?? {}) as { managedBy?: string };
-    if (memo.managedBy !== MANAGED_BY) {
-      out.push({ scheduleId: s.scheduleId });
-      continue;
-    }
-    const d = await client.schedule.getHandle(s.scheduleId).describe();
-    const specHash = /spec ([0-9a-f]+)$/.exec(d.state.note ?? '')?.[1];
-    out.push({ scheduleId: s.scheduleId, managedBy: memo.managedBy, specHash });
+  for (const scheduleId of seen) {
+    const d = await client.schedule
+      .getHandle(scheduleId)
+      .describe()
+      .catch((err: Error) => {
+        if (err.name === 'ScheduleNotFoundError') return undefined;
+        throw err;
+      });
+    if (!d) continue;
+    const managedBy = (d.memo as { managedBy?: string } | undefined)?.managedBy;
+    const specHash = managedBy === MANAGED_BY ? /spec ([0-9a-f]+)$/.exec(d.state.note ?? '')?.[1] : undefined;
+    out.push({ scheduleId, managedBy, specHash });
   }
   return out;
 }
@@ -49,7 +59,14 @@ const apply = new Command('apply')
       const { dryRun } = applyOptions.parse(raw);
       const config = loadCliConfig(global);
       const client = await connectClient(config);
-      const plan = planSchedules(desiredSchedules(config), await existingSchedules(client));
+      const desired = desiredSchedules(config);
+      const plan = planSchedules(
+        desired,
+        await existingSchedules(
+          client,
+          desired.map((d) => d.scheduleId),
+        ),
+      );
       if (!dryRun) {
         for (const d of plan.create) await client.schedule.create(scheduleOptions(d));
         for (const d of plan.update) {

@@ -267,7 +267,14 @@ describe('parseConfig accepts a valid config and fills in the defaults', () => {
 
   it('fills the S3 defaults', () => {
     const config = parseConfig(valid('', '', 'disk: { type: s3, bucket: bkt }'), FILE);
-    expect(config.storage.disk).toEqual({ type: 's3', bucket: 'bkt', prefix: '', region: 'us-east-1', forcePathStyle: false, partSizeMiB: 16 });
+    expect(config.storage.disk).toEqual({
+      type: 's3',
+      bucket: 'bkt',
+      prefix: '',
+      region: 'us-east-1',
+      forcePathStyle: false,
+      partSizeMiB: 16,
+    });
   });
 
   it('keeps secret references as references', () => {

@@ -1,0 +1,636 @@
+// Backup benchmark (not a test): how close does a real `runbook backup --wait` come to the limit,
+// `redis-cli --rdb`, on one machine, for two dataset shapes it generates itself?
+//
+//   npm run bench:backup                      full run (~4M small keys, ~1 GB of 50 KiB values)
+//   BENCH_SCALE=0.05 npx tsx bench/backup.ts  quick run: key counts multiplied by BENCH_SCALE
+//
+// Other knobs: BENCH_GZIP=0 skips (d), the gzip backup; BENCH_SHAPES=small-keys,large-values picks
+// shapes; BENCH_CPU_PROF=<dir> runs the worker with --cpu-prof into <dir>; BENCH_TMPDIR=<dir> puts the
+// temp dir (Redis dir, Temporal SQLite, backup destination, (b)'s output file) elsewhere than
+// os.tmpdir(); BENCH_KEEP=1 keeps it.
+//
+// Per shape:
+//   (a) redis-cli -p PORT --rdb /dev/null           the limit. redis-cli exits 1 there (fsync of
+//       /dev/null fails after the transfer); accepted when it printed "Transfer finished with success".
+//   (b) sh -c 'redis-cli -p PORT --rdb - | gzip > FILE'   the seeds' pipeline (gzip -6, no fsync).
+//   (c) runbook backup <target> --wait --json, compression zstd (the default), to a local destination:
+//       the CLI as a child process, the worker another (node --import tsx, so its pid is the node
+//       process whose VmHWM is read), Temporal the official CLI dev server.
+//   (d) the same with compression gzip.
+// Throughput is RDB bytes / wall time, in MB/s (10^6 bytes).
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import type { Redis } from 'ioredis';
+import { toolPath } from '../common/tools';
+import type { BackupReport } from '../common/types';
+import { freePort, startRedis } from '../test/support/redis';
+import { startDevServer } from '../worker/dev-server';
+import { fillLargeValues, LARGE_VALUE_SIZE, populateSmallKeys } from './datasets';
+import {
+  cleanup,
+  cpuDelta,
+  cpuTimes,
+  installSignalHandlers,
+  kill,
+  memory,
+  onCleanup,
+  resetPeak,
+  round,
+  run,
+  sampleMemory,
+  track,
+  type CpuTimes,
+  type MemorySample,
+} from './procs';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+if (!(SCALE > 0)) throw new Error(`BENCH_SCALE must be a positive number, not "${process.env.BENCH_SCALE}"`);
+const WITH_GZIP = process.env.BENCH_GZIP !== '0';
+const ONLY = process.env.BENCH_SHAPES?.split(',').map((s) => s.trim());
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
+const KEEP = process.env.BENCH_KEEP === '1';
+const TMP = process.env.BENCH_TMPDIR ?? os.tmpdir();
+/** A failed `runbook backup` is recorded and run again, at most this many times in all. */
+const BACKUP_TRIES = Math.max(1, Number(process.env.BENCH_BACKUP_TRIES ?? 3));
+
+const MB = 1e6;
+const MiB = 1024 * 1024;
+const t0 = Date.now();
+const log = (msg: string) => process.stderr.write(`[bench +${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+
+interface Shape {
+  name: string;
+  description: string;
+  keys: number;
+  fill(client: Redis): Promise<void>;
+}
+
+const allShapes: Shape[] = [
+  {
+    name: 'small-keys',
+    description: 'DEBUG POPULATE N key 200 (200-byte values)',
+    keys: Math.max(1, Math.round(4_000_000 * SCALE)),
+    fill(client) {
+      return populateSmallKeys(client, this.keys, 200);
+    },
+  },
+  {
+    name: 'large-values',
+    description: `${LARGE_VALUE_SIZE}-byte values of seeded pseudo-random data, partly compressible`,
+    keys: Math.max(1, Math.round(20_000 * SCALE)),
+    fill(client) {
+      let next = 0;
+      return fillLargeValues(client, this.keys, (done) => {
+        if (done >= next) {
+          log(`  filled ${done}/${this.keys}`);
+          next += Math.ceil(this.keys / 4);
+        }
+      });
+    },
+  },
+];
+const shapes = allShapes.filter((s) => !ONLY || ONLY.includes(s.name));
+
+interface ClientRun {
+  seconds: number;
+  rdbBytes: number;
+  mbps: number;
+  exitCode: number | null;
+  storedBytes?: number;
+  cpu: { client: CpuTimes; redisFork: CpuTimes };
+}
+
+interface BackupRun {
+  compression: 'zstd' | 'gzip';
+  seconds: number;
+  mbps: number;
+  rdbBytes: number;
+  storedBytes: number;
+  ratio: number;
+  captureMs: number;
+  captureMbps: number;
+  workflowMs: number;
+  steps: Record<string, number>;
+  worker: {
+    peakRssMiB: number;
+    peakResetBeforeRun: boolean;
+    sampledMaxRssMiB: number;
+    sampledMaxTreeRssMiB: number;
+    childPeakRssMiB: Record<string, number>;
+    cpu: CpuTimes;
+  };
+  redisForkCpu: CpuTimes;
+  backupId: string;
+  /** Activity attempts from the workflow history (1 = no retry), and the failures that caused retries. */
+  attempts: Record<string, number>;
+  retryFailures: string[];
+  /** Every activity attempt that failed during this run, from the worker's log (with how long it ran). */
+  failedActivityAttempts: FailedAttempt[];
+  /** `runbook backup` calls that failed before this one succeeded (each retried by the bench). */
+  failedRuns: { seconds: number; error: string; failedActivityAttempts: FailedAttempt[] }[];
+}
+
+interface FailedAttempt {
+  activity: string;
+  attempt: number;
+  durationMs: number;
+  error: string;
+}
+
+interface ShapeResult {
+  shape: string;
+  description: string;
+  keys: number;
+  dbsize: number;
+  usedMemoryBytes: number;
+  fillSeconds: number;
+  rdbBytes: number;
+  a: ClientRun;
+  b: ClientRun;
+  c: BackupRun;
+  d?: BackupRun;
+}
+
+async function main() {
+  mkdirSync(TMP, { recursive: true });
+  const root = mkdtempSync(path.join(TMP, 'rr-bench-'));
+  installSignalHandlers(() => {
+    if (!KEEP) rmSync(root, { recursive: true, force: true });
+  });
+  log(
+    `scale ${SCALE}; temp dir ${root}${KEEP ? ' (kept)' : ''}; ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM`,
+  );
+
+  // ---- Redis -----------------------------------------------------------------------------------
+  const redisDir = path.join(root, 'redis');
+  mkdirSync(redisDir);
+  // startRedis gives: 127.0.0.1, a free port, --save '', --appendonly no, --repl-diskless-sync-delay 0,
+  // --enable-debug-command yes.
+  const redis = await startRedis({ dir: redisDir });
+  track(redis.process, false);
+  onCleanup(() => redis.stop());
+  const redisPid = redis.process.pid!;
+  const client = redis.client();
+  const redisVersion = /redis_version:(\S+)/.exec(await client.info('server'))?.[1] ?? 'unknown';
+  log(`redis-server ${redisVersion} on port ${redis.port}`);
+
+  const waitIdle = async () => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const info = (await client.info('persistence')) + (await client.info('replication'));
+      if (/rdb_bgsave_in_progress:0/.test(info) && /connected_slaves:0/.test(info)) return;
+      if (Date.now() > deadline) throw new Error('redis did not become idle (a fork or replica still running)');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  // ---- Temporal and the worker -----------------------------------------------------------------
+  const temporalPort = await freePort();
+  const server = await startDevServer({
+    dbFile: path.join(root, 'temporal', 'temporal.sqlite'),
+    port: temporalPort,
+    uiPort: await freePort(),
+  });
+  track(server.process, false);
+  onCleanup(() => server.stop());
+  log(`Temporal dev server at ${server.address}`);
+
+  const storePath = path.join(root, 'store');
+  const configFile = path.join(root, 'runbook.yaml');
+  const url = `redis://127.0.0.1:${redis.port}`;
+  writeFileSync(
+    configFile,
+    [
+      'temporal:',
+      `  address: "${server.address}"`,
+      `  taskQueue: bench-${process.pid}`,
+      'storage:',
+      '  bench:',
+      '    type: local',
+      `    path: ${JSON.stringify(storePath)}`,
+      'targets:',
+      `  warmup: { url: "${url}", destinations: [bench] }`,
+      `  bench-zstd: { url: "${url}", destinations: [bench], compression: zstd }`,
+      `  bench-gzip: { url: "${url}", destinations: [bench], compression: gzip }`,
+      '',
+    ].join('\n'),
+  );
+
+  const workerLog = path.join(root, 'worker.log');
+  const fd = openSync(workerLog, 'a');
+  if (CPU_PROF_DIR) mkdirSync(CPU_PROF_DIR, { recursive: true });
+  const worker = track(
+    spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        ...(CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
+        'cli/index.ts',
+        '--config',
+        configFile,
+        'worker',
+      ],
+      { cwd: repoRoot, detached: true, stdio: ['ignore', fd, fd] },
+    ),
+    true,
+  );
+  closeSync(fd);
+  const workerPid = worker.pid!;
+  onCleanup(async () => {
+    // SIGTERM to the node process alone: the worker shuts down and (with --cpu-prof) writes its profile.
+    const exited = new Promise((r) => worker.once('exit', r));
+    kill(worker, 'SIGTERM', false);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    kill(worker, 'SIGKILL', true);
+  });
+  const workerTail = () => readFileSync(workerLog, 'utf8').trim().split('\n').slice(-15).join('\n');
+  const startDeadline = Date.now() + 180_000;
+  while (!readFileSync(workerLog, 'utf8').includes('worker serving')) {
+    if (worker.exitCode !== null || worker.signalCode !== null || Date.now() > startDeadline) {
+      throw new Error(`the worker did not start:\n${workerTail()}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const workerStart = memory(workerPid);
+  log(
+    `worker pid ${workerPid} ready after ${((Date.now() - t0) / 1000).toFixed(1)}s: RSS ${mib(workerStart.rss)} MiB, peak so far ${mib(workerStart.hwm)} MiB (workflow bundling)`,
+  );
+
+  const connection = await Connection.connect({ address: server.address });
+  onCleanup(() => connection.close());
+  const temporal = new Client({ connection });
+  /** Retries do not show in a report: the history's ActivityTaskStarted events carry attempt and last failure. */
+  const activityAttempts = async (workflowId: string) => {
+    const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
+    const names = new Map<string, string>();
+    const attempts: Record<string, number> = {};
+    const retryFailures: string[] = [];
+    for (const e of history.events ?? []) {
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      if (scheduled) names.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+      const started = e.activityTaskStartedEventAttributes;
+      if (started) {
+        const name = names.get(String(started.scheduledEventId)) ?? '?';
+        attempts[name] = Math.max(attempts[name] ?? 0, started.attempt ?? 1);
+        if (started.lastFailure?.message) retryFailures.push(`${name}: ${started.lastFailure.message}`);
+      }
+    }
+    return { attempts, retryFailures };
+  };
+
+  const cli = (...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', 'cli/index.ts', '--config', configFile, ...args], { cwd: repoRoot });
+
+  // What starting the CLI costs, paid again by every `runbook backup` call.
+  const version = await cli('--version');
+  if (version.code !== 0) throw new Error(`runbook --version failed: ${version.stderr}`);
+  const cliStartSeconds = round(version.seconds, 2);
+
+  // ---- the measurements --------------------------------------------------------------------------
+  const measureRedisCli = async (mode: 'a' | 'b'): Promise<ClientRun> => {
+    await waitIdle();
+    const redisCli = toolPath('redis-cli');
+    const out = path.join(root, 'seed.rdb.gz');
+    const cpu0 = { client: cpuTimes(process.pid), redis: cpuTimes(redisPid) };
+    const r =
+      mode === 'a'
+        ? await run(redisCli, ['-h', '127.0.0.1', '-p', String(redis.port), '--rdb', '/dev/null'])
+        : await run('sh', ['-c', `"$0" -p ${redis.port} --rdb - | gzip > "$1"`, redisCli, out]);
+    await waitIdle(); // the fork child is reaped: its CPU time is in redis's cutime
+    const cpu = { client: cpuDelta(cpu0.client, cpuTimes(process.pid)), redisFork: cpuDelta(cpu0.redis, cpuTimes(redisPid)) };
+    const text = r.stdout + r.stderr;
+    const bytes = Number(/Transfer finished with success after (\d+) bytes/.exec(text)?.[1] ?? NaN);
+    const fsyncOnly = mode === 'a' && r.code === 1 && /Fail to fsync '\/dev\/null'/.test(text);
+    if (!Number.isFinite(bytes) || (r.code !== 0 && !fsyncOnly)) {
+      throw new Error(`(${mode}) redis-cli --rdb failed (exit ${r.code ?? r.signal}): ${text.trim().slice(-600)}`);
+    }
+    let storedBytes: number | undefined;
+    if (mode === 'b') {
+      storedBytes = statSync(out).size;
+      unlinkSync(out);
+    }
+    return { seconds: round(r.seconds, 3), rdbBytes: bytes, mbps: round(bytes / MB / r.seconds, 1), exitCode: r.code, storedBytes, cpu };
+  };
+
+  /** The activity failures the worker logged from byte `from` of its log on. */
+  const failedAttempts = (from: number): FailedAttempt[] => {
+    const text = readFileSync(workerLog).subarray(from).toString('utf8');
+    const out: FailedAttempt[] = [];
+    const re = /\[WARN\] Activity failed \{([\s\S]*?)\n\}/g;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      const block = m[1]!;
+      out.push({
+        activity: /activityType: '([^']+)'/.exec(block)?.[1] ?? '?',
+        attempt: Number(/attempt: (\d+)/.exec(block)?.[1] ?? 0),
+        durationMs: Number(/durationMs: (\d+)/.exec(block)?.[1] ?? 0),
+        error: /error: ([^\n]*)/.exec(block)?.[1]?.trim() ?? '?',
+      });
+    }
+    return out;
+  };
+
+  const backup = async (target: string, compression: 'zstd' | 'gzip'): Promise<BackupRun> => {
+    const failedRuns: BackupRun['failedRuns'] = [];
+    for (let i = 1; ; i++) {
+      const r = await backupOnce(target, compression);
+      if ('report' in r) return { ...r.report, failedRuns };
+      failedRuns.push(r.failure);
+      log(
+        `  ${target}: runbook backup FAILED after ${r.failure.seconds}s (${r.failure.error}); ${r.failure.failedActivityAttempts.length} failed activity attempt(s): ${r.failure.failedActivityAttempts.map((f) => `${f.activity}#${f.attempt} ${f.durationMs}ms ${f.error}`).join(' | ')}`,
+      );
+      if (i >= BACKUP_TRIES) throw new Error(`runbook backup ${target} failed ${i} time(s) in a row; worker log:\n${workerTail()}`);
+    }
+  };
+
+  const backupOnce = async (
+    target: string,
+    compression: 'zstd' | 'gzip',
+  ): Promise<{ report: Omit<BackupRun, 'failedRuns'> } | { failure: BackupRun['failedRuns'][number] }> => {
+    await waitIdle();
+    const peakReset = resetPeak(workerPid);
+    const cpu0 = { worker: cpuTimes(workerPid), redis: cpuTimes(redisPid) };
+    const sampler = sampleMemory(workerPid, 250);
+    const logFrom = statSync(workerLog).size;
+    const r = await cli('--json', 'backup', target, '--wait');
+    const mem: MemorySample = sampler.stop();
+    const hwm = memory(workerPid).hwm;
+    await waitIdle();
+    const cpu = { worker: cpuDelta(cpu0.worker, cpuTimes(workerPid)), redis: cpuDelta(cpu0.redis, cpuTimes(redisPid)) };
+    const failedActivityAttempts = failedAttempts(logFrom);
+    if (r.code !== 0) {
+      const error = `exit ${r.code ?? r.signal}: ${r.stderr.trim().split('\n')[0]}`;
+      return { failure: { seconds: round(r.seconds, 3), error, failedActivityAttempts } };
+    }
+    const report = JSON.parse(r.stdout) as BackupReport;
+    const m = report.manifest;
+    const { attempts, retryFailures } = await activityAttempts(m.workflow.workflowId);
+    if (retryFailures.length) log(`  ${target}: activities were retried: ${retryFailures.join(' | ')}`);
+    const result: Omit<BackupRun, 'failedRuns'> = {
+      compression,
+      seconds: round(r.seconds, 3),
+      mbps: round(m.rdb.size / MB / r.seconds, 1),
+      rdbBytes: m.rdb.size,
+      storedBytes: m.artifact.size,
+      ratio: round(m.rdb.size / m.artifact.size, 2),
+      captureMs: m.capture.durationMs,
+      captureMbps: round(m.rdb.size / MB / (m.capture.durationMs / 1000), 1),
+      workflowMs: report.steps.reduce((n, s) => n + s.durationMs, 0),
+      steps: Object.fromEntries(report.steps.map((s) => [s.name, s.durationMs])),
+      worker: {
+        peakRssMiB: mib(Math.max(hwm, mem.maxRss)),
+        peakResetBeforeRun: peakReset,
+        sampledMaxRssMiB: mib(mem.maxRss),
+        sampledMaxTreeRssMiB: mib(mem.maxTreeRss),
+        childPeakRssMiB: Object.fromEntries(Object.entries(mem.maxByCommand).map(([k, v]) => [k, mib(v)])),
+        cpu: cpu.worker,
+      },
+      redisForkCpu: cpu.redis,
+      backupId: report.backupId,
+      attempts,
+      retryFailures,
+      failedActivityAttempts,
+    };
+    return { report: result };
+  };
+
+  // Warm-up: a tiny backup, so that the measured ones do not pay first-use costs.
+  await client.call('DEBUG', 'POPULATE', '1000', 'warm', '100');
+  const warm = await backup('warmup', 'zstd');
+  log(`warm-up backup: ${warm.seconds}s (CLI start alone: ${cliStartSeconds}s)`);
+  await client.flushall();
+
+  const results: ShapeResult[] = [];
+  for (const shape of shapes) {
+    log(`${shape.name}: filling ${shape.keys} keys (${shape.description})`);
+    const fillStart = Date.now();
+    await shape.fill(client);
+    const fillSeconds = round((Date.now() - fillStart) / 1000, 1);
+    const dbsize = await client.dbsize();
+    const usedMemoryBytes = Number(/used_memory:(\d+)/.exec(await client.info('memory'))?.[1] ?? 0);
+    log(`${shape.name}: ${dbsize} keys, used_memory ${mib(usedMemoryBytes)} MiB, filled in ${fillSeconds}s`);
+
+    const a = await measureRedisCli('a');
+    log(`${shape.name} (a) redis-cli --rdb /dev/null: ${a.seconds}s, ${(a.rdbBytes / MB).toFixed(1)} MB, ${a.mbps} MB/s`);
+    const b = await measureRedisCli('b');
+    log(`${shape.name} (b) redis-cli --rdb - | gzip: ${b.seconds}s, ${b.mbps} MB/s`);
+    const c = await backup('bench-zstd', 'zstd');
+    log(
+      `${shape.name} (c) runbook backup (zstd): ${c.seconds}s, ${c.mbps} MB/s, capture ${c.captureMs} ms, peak RSS ${c.worker.peakRssMiB} MiB`,
+    );
+    let d: BackupRun | undefined;
+    if (WITH_GZIP) {
+      d = await backup('bench-gzip', 'gzip');
+      log(
+        `${shape.name} (d) runbook backup (gzip): ${d.seconds}s, ${d.mbps} MB/s, capture ${d.captureMs} ms, peak RSS ${d.worker.peakRssMiB} MiB`,
+      );
+    }
+    results.push({
+      shape: shape.name,
+      description: shape.description,
+      keys: shape.keys,
+      dbsize,
+      usedMemoryBytes,
+      fillSeconds,
+      rdbBytes: a.rdbBytes,
+      a,
+      b,
+      c,
+      d,
+    });
+    await client.flushall();
+    // Drop this shape's backups: the destination would otherwise hold GBs until the end.
+    rmSync(storePath, { recursive: true, force: true });
+  }
+
+  const totalSeconds = round((Date.now() - t0) / 1000, 1);
+  process.stdout.write(render(results, { cliStartSeconds, workerStart, totalSeconds, redisVersion }));
+
+  const resultsDir = path.join(repoRoot, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const stamp = new Date()
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '');
+  const file = path.join(resultsDir, `backup-${stamp}${SCALE === 1 ? '' : `-scale${SCALE}`}.json`);
+  const json = {
+    benchmark: 'backup',
+    date: new Date().toISOString(),
+    scale: SCALE,
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+      node: process.version,
+      redis: redisVersion,
+      tmpDir: TMP,
+    },
+    notes: [
+      "(a) redis-cli --rdb /dev/null exits 1 (fsync of /dev/null fails after the transfer): accepted when it printed 'Transfer finished with success'",
+      '(b) the seeds\' pipeline: sh -c "redis-cli -p PORT --rdb - | gzip > FILE" (gzip -6, no fsync), FILE in the temp dir',
+      '(c)/(d) wall time of `runbook --json backup <target> --wait` (CLI start, preflight, capture, verify, manifest, retention, report); local destination in the temp dir, fsynced',
+      'MB = 10^6 bytes; throughput = RDB bytes / wall time; RSS in MiB',
+    ],
+    cliStartSeconds,
+    worker: { startRssMiB: mib(workerStart.rss), startPeakRssMiB: mib(workerStart.hwm), cpuProfileDir: CPU_PROF_DIR ?? null },
+    warmup: warm,
+    shapes: results,
+    totalSeconds,
+  };
+  writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+  log(`results written to ${path.relative(repoRoot, file)}`);
+}
+
+const mib = (bytes: number) => round(bytes / MiB, 1);
+
+function table(rows: string[][], rightAlignFrom = 1): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) => r.map((cell, i) => (i >= rightAlignFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  '))
+    .join('\n');
+}
+
+/** Capture attempts of the run that succeeded, and how many `runbook backup` runs failed before it. */
+function tries(c: BackupRun): string {
+  const failedAttempts = c.failedRuns.reduce((n, r) => n + r.failedActivityAttempts.length, 0) + c.failedActivityAttempts.length;
+  return `${c.attempts.capture ?? 1}${c.failedRuns.length ? ` +${c.failedRuns.length} failed run(s)` : ''}${failedAttempts ? ` (${failedAttempts} failed attempt(s))` : ''}`;
+}
+
+function render(
+  results: ShapeResult[],
+  meta: { cliStartSeconds: number; workerStart: { rss: number; hwm: number }; totalSeconds: number; redisVersion: string },
+): string {
+  const f = (n: number, d = 1) => n.toFixed(d);
+  const rows: string[][] = [
+    [
+      'shape',
+      'keys',
+      'RDB MB',
+      'a s',
+      'a MB/s',
+      'b s',
+      'b MB/s',
+      'c',
+      'c s',
+      'c MB/s',
+      'c/a',
+      'b/c',
+      'stored MB',
+      'ratio',
+      'b stored MB',
+      'peak RSS MiB',
+    ],
+  ];
+  const steps: string[][] = [
+    [
+      'shape',
+      'c',
+      'preflight',
+      'capture',
+      'verify',
+      'manifest',
+      'retention',
+      'report',
+      'sum',
+      'capture MB/s',
+      'a/capture',
+      'worker CPU s',
+      'children CPU s',
+      'redis fork CPU s',
+      'tree RSS MiB',
+    ],
+  ];
+  for (const r of results) {
+    for (const c of [r.c, r.d]) {
+      if (!c) continue;
+      rows.push([
+        r.shape,
+        String(r.dbsize),
+        f(r.rdbBytes / MB),
+        f(r.a.seconds, 2),
+        f(r.a.mbps),
+        f(r.b.seconds, 2),
+        f(r.b.mbps),
+        c.compression,
+        f(c.seconds, 2),
+        f(c.mbps),
+        f(r.a.seconds / c.seconds, 2),
+        f(r.b.seconds / c.seconds, 2),
+        f(c.storedBytes / MB),
+        f(c.ratio, 2),
+        f((r.b.storedBytes ?? 0) / MB),
+        f(c.worker.peakRssMiB),
+        tries(c),
+      ]);
+      const ms = (k: string) => String(c.steps[k] ?? '-');
+      steps.push([
+        r.shape,
+        c.compression,
+        ms('preflight'),
+        ms('capture'),
+        ms('verify'),
+        ms('manifest'),
+        ms('retention'),
+        ms('report'),
+        String(c.workflowMs),
+        f(c.captureMbps),
+        f(r.a.seconds / (c.captureMs / 1000), 2),
+        f(c.worker.cpu.self),
+        f(c.worker.cpu.children),
+        f(c.redisForkCpu.self + c.redisForkCpu.children),
+        f(c.worker.sampledMaxTreeRssMiB),
+      ]);
+    }
+  }
+  const targets = results.flatMap((r) =>
+    [r.c, r.d]
+      .filter((c): c is BackupRun => !!c)
+      .map((c) => {
+        const ratio = r.a.seconds / c.seconds;
+        return `  ${r.shape} ${c.compression}: c/a ${ratio.toFixed(2)} ${ratio >= 0.8 ? 'ok' : 'BELOW 0.8'}; peak RSS ${c.worker.peakRssMiB} MiB ${c.worker.peakRssMiB < 256 ? 'ok' : 'ABOVE 256'}`;
+      }),
+  );
+  const failures = results.flatMap((r) =>
+    [r.c, r.d]
+      .filter((c): c is BackupRun => !!c)
+      .flatMap((c) =>
+        [...c.failedRuns.flatMap((fr) => fr.failedActivityAttempts), ...c.failedActivityAttempts].map(
+          (f) => `  ${r.shape} ${c.compression}: ${f.activity} attempt ${f.attempt} failed after ${f.durationMs} ms: ${f.error}`,
+        ),
+      ),
+  );
+  return [
+    '',
+    `Backup benchmark, scale ${SCALE}: ${os.cpus().length} CPUs, redis ${meta.redisVersion}, node ${process.version}; MB = 10^6 bytes, throughput = RDB bytes / wall time`,
+    '(a) redis-cli --rdb /dev/null   (b) redis-cli --rdb - | gzip > FILE   (c) runbook backup --wait (row per compression)',
+    'c/a = a_time / c_time (c throughput relative to the limit); b/c = b_time / c_time; ratio = RDB / stored',
+    '',
+    table(rows, 1),
+    '',
+    'Steps of (c), in ms (from the report); capture MB/s and a/capture use the manifest capture.durationMs:',
+    table(steps, 2),
+    '',
+    `runbook CLI start alone (--version): ${meta.cliStartSeconds}s; worker at start: RSS ${mib(meta.workerStart.rss)} MiB, peak ${mib(meta.workerStart.hwm)} MiB (bundling; reset before each backup)`,
+    'targets (c/a >= 0.8, worker peak RSS < 256 MiB):',
+    ...targets,
+    ...(failures.length ? ['failed activity attempts (the run retried them; c includes that time):', ...failures] : []),
+    `total ${meta.totalSeconds}s`,
+    '',
+  ].join('\n');
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`[bench] failed: ${(err as Error).stack ?? err}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+// Nothing must keep the process alive after cleanup (ioredis sockets, timers).
+process.exit(process.exitCode ?? 0);

@@ -1,0 +1,111 @@
+// Throwaway redis-server processes (tests, demo, bench): each on a free port in its own temp dir, never a system Redis.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { toolPath } from '../../common/tools';
+
+export interface RedisProcess {
+  host: string;
+  port: number;
+  dir: string;
+  url: string;
+  password?: string;
+  process: ChildProcess;
+  client(): Redis;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface StartRedisOptions {
+  password?: string;
+  /** Extra `--name value` pairs, e.g. ['--appendonly', 'yes']. */
+  args?: string[];
+  dir?: string;
+  port?: number;
+}
+
+export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisProcess> {
+  const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'rr-redis-'));
+  const port = opts.port ?? (await freePort());
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--repl-diskless-sync-delay',
+    '0',
+    '--enable-debug-command',
+    'yes',
+    '--daemonize',
+    'no',
+    '--logfile',
+    path.join(dir, 'redis.log'),
+    ...(opts.password ? ['--requirepass', opts.password] : []),
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(toolPath('redis-server'), args, { stdio: 'ignore' });
+  const host = '127.0.0.1';
+  await waitForPing(host, port, opts.password, child);
+  const clients: Redis[] = [];
+  return {
+    host,
+    port,
+    dir,
+    url: `redis://${host}:${port}`,
+    password: opts.password,
+    process: child,
+    client() {
+      const c = new Redis({ host, port, password: opts.password, lazyConnect: false, maxRetriesPerRequest: 1 });
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      for (const c of clients) c.disconnect();
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForPing(host: string, port: number, password: string | undefined, child: ChildProcess) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`);
+    const c = new Redis({ host, port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on('error', () => {}); // refused until the server listens
+    try {
+      await c.connect();
+      if ((await c.ping()) === 'PONG') return;
+    } catch {
+      // not up yet
+    } finally {
+      c.disconnect();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`redis-server on port ${port} did not answer PING within 10 s`);
+}
