@@ -26,6 +26,7 @@ import { inspectTarget, keyspaceNow } from './preflight';
 import { classifyRedisError, connectTarget, endpointOf } from './redis-target';
 import type { StoreRegistry } from './storage';
 import { verifyCopy, type ExpectedArtifact } from './verify';
+import { createRestoreActivities } from './restore';
 
 export interface ActivityDeps {
   config: Config;
@@ -61,6 +62,8 @@ export function createActivities(deps: ActivityDeps) {
   const { config, stores } = deps;
 
   return {
+    ...createRestoreActivities(deps, run),
+
     async preflight(target: string): Promise<PreflightResult> {
       return run(() => inspectTarget(target, targetOf(config, target)));
     },

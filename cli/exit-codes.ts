@@ -11,6 +11,7 @@ export const EXIT = {
   FAILED: 6,
   VERIFY: 7,
   NOT_FOUND: 8,
+  REFUSED: 9,
 } as const;
 
 export const EXIT_HELP = `
@@ -23,7 +24,8 @@ Exit codes:
   5  Redis target unreachable, refusing the credentials, or loading
   6  the runbook ran and failed (see its message and the Temporal UI)
   7  verification failed: a stored copy does not match its checksums
-  8  backup or workflow not found`;
+  8  backup or workflow not found
+  9  refused: a restore of the target is already running, or the approver may not decide`;
 
 export function exitCodeFor(code: string | undefined): number {
   switch (code) {
@@ -44,6 +46,9 @@ export function exitCodeFor(code: string | undefined): number {
       return EXIT.VERIFY;
     case ErrorCode.BACKUP_NOT_FOUND:
       return EXIT.NOT_FOUND;
+    case ErrorCode.RESTORE_RUNNING:
+    case ErrorCode.APPROVAL_REFUSED:
+      return EXIT.REFUSED;
     default:
       return code ? EXIT.FAILED : EXIT.INTERNAL;
   }

@@ -2,7 +2,9 @@
 // runbook: the command line of redis-runbooks. One file per command under commands/.
 import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../common/version';
+import { approveCommand, rejectCommand } from './commands/approve';
 import { backupCommand } from './commands/backup';
+import { restoreCommand } from './commands/restore';
 import { backupsCommand } from './commands/backups';
 import { devCommand } from './commands/dev';
 import { retentionCommand } from './commands/retention';
@@ -19,6 +21,9 @@ export const program = new Command('runbook')
   .addHelpText('after', EXIT_HELP)
   .addCommand(backupCommand)
   .addCommand(backupsCommand)
+  .addCommand(restoreCommand)
+  .addCommand(approveCommand)
+  .addCommand(rejectCommand)
   .addCommand(retentionCommand)
   .addCommand(schedulesCommand)
   .addCommand(statusCommand)

@@ -60,6 +60,76 @@ const scheduleSchema = z.strictObject({
   paused: z.boolean().default(false),
 });
 
+const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as "90s", "5m" or "24h"');
+
+/** Who writes to a target, and how to stop and restart them around a restore. */
+const writerSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('command'),
+    name,
+    /** Shell commands; they must be idempotent (pausing twice is pausing). */
+    pause: z.string().min(1),
+    resume: z.string().min(1),
+    timeout: duration.default('2m'),
+  }),
+  z.strictObject({
+    type: z.literal('kubernetes'),
+    name,
+    deployment: z.string().min(1),
+    namespace: z.string().default('default'),
+    context: z.string().optional(),
+    kubectl: z.string().default('kubectl'),
+    timeout: duration.default('5m'),
+  }),
+  z.strictObject({
+    type: z.literal('http'),
+    name,
+    pauseUrl: z.url(),
+    resumeUrl: z.url(),
+    /** Sent as "Authorization: Bearer <token>". */
+    token: secretRef.optional(),
+    timeout: duration.default('30s'),
+  }),
+]);
+
+export const restoreSchema = z
+  .strictObject({
+    strategy: z.enum(['replica-promote', 'file-swap', 'logical']).default('replica-promote'),
+    approvers: z.array(z.string().regex(/^[\w.@-]{1,64}$/, 'approver names of letters, digits and . _ @ -')).default([]),
+    approvals: z.number().int().min(1).max(10).default(1),
+    /** Four eyes by default: whoever asked for a restore cannot approve it. */
+    allowSelfApproval: z.boolean().default(false),
+    approvalTimeout: duration.default('24h'),
+    /** CLIENT PAUSE WRITE on the target while it is replaced (not with the logical strategy). */
+    pauseWrites: z.boolean().default(true),
+    /** Each CLIENT PAUSE lasts this long and is renewed while the restore runs: the bound if the runbook dies. */
+    pauseLimit: duration.default('60s'),
+    writers: z.array(writerSchema).default([]),
+    /** The address the target reaches the worker's scratch server at (replica-promote). */
+    scratchHost: z.string().default('127.0.0.1'),
+    fileSwap: z
+      .strictObject({
+        /** The server's data dir as the worker sees it; default: CONFIG GET dir. */
+        dataDir: z.string().optional(),
+        /** Starts the server; run with REDIS_EXTRA_ARGS ("--appendonly no" on the first start after an AOF target's swap). */
+        start: z.string().min(1),
+        /** Stops the server; default SHUTDOWN NOSAVE. */
+        stop: z.string().optional(),
+        timeout: duration.default('5m'),
+      })
+      .optional(),
+    /** A command run after the data is live and before verification; non-zero exit fails the restore (and rolls back). */
+    afterMakeLive: z.string().optional(),
+  })
+  .refine((r) => r.approvers.length === 0 || r.approvals <= r.approvers.length, {
+    message: 'no more required approvals than approvers',
+    path: ['approvals'],
+  })
+  .refine((r) => new Set(r.writers.map((w) => w.name)).size === r.writers.length, {
+    message: 'writer names without repeats',
+    path: ['writers'],
+  });
+
 const redisUrl = z
   .string()
   .regex(/^rediss?:\/\/[^/?#]+(\/\d{1,2})?$/, 'a Redis URL such as redis://host:6379 or redis://host:6379/0')
@@ -80,6 +150,11 @@ export const targetSchema = z
     schedules: z.array(scheduleSchema).default([]),
     /** How many keys SCAN samples to count key prefixes for the manifest. */
     prefixSample: z.number().int().min(0).max(1_000_000).default(10_000),
+    restore: restoreSchema.prefault({}),
+  })
+  .refine((t) => t.restore.strategy !== 'file-swap' || t.restore.fileSwap, {
+    message: 'restore.fileSwap settings (start command) for the file-swap strategy',
+    path: ['restore', 'fileSwap'],
   })
   .refine((t) => new Set(t.destinations).size === t.destinations.length, {
     message: 'destinations without repeats',
@@ -125,6 +200,8 @@ export type TargetConfig = z.infer<typeof targetSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type RetentionPolicy = z.infer<typeof retentionSchema>;
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
+export type RestoreConfig = z.infer<typeof restoreSchema>;
+export type WriterConfig = z.infer<typeof writerSchema>;
 
 export const DEFAULT_CONFIG_FILE = 'runbook.yaml';
 

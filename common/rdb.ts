@@ -34,3 +34,14 @@ function preview(buf: Uint8Array): string {
   }
   return s;
 }
+
+/** The newest RDB format a Redis version loads: 9 up to 6.2, 10 for 7.0, 11 for 7.2, 12 for 7.4 and later. */
+export function maxRdbVersionFor(redisVersion: string): number {
+  const [major = 0, minor = 0] = redisVersion.split('.').map(Number);
+  if (major >= 8 || (major === 7 && minor >= 4)) return 12;
+  if (major === 7 && minor >= 2) return 11;
+  if (major === 7) return 10;
+  if (major >= 5) return 9;
+  if (major === 4) return 8;
+  return 7;
+}

@@ -11,6 +11,8 @@ export interface BackupInput {
   tags?: string[];
   /** Who asked for it (CLI user or schedule); recorded in the manifest. */
   requestedBy?: string;
+  /** Leave retention to the next backup (a restore's safety backup). */
+  skipRetention?: boolean;
 }
 
 export interface KeyspaceDb {

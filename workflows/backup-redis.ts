@@ -30,7 +30,8 @@ export const backupStatusQuery = defineQuery<BackupStatus>('status');
 
 export async function backupRedis(input: BackupInput): Promise<BackupReport> {
   const info = workflowInfo();
-  const backupId = makeBackupId(input.target, info.runStartTime, info.runId.replace(/-/g, ''));
+  // Run ids are UUIDv7: their first digits are a timestamp, their last ones random.
+  const backupId = makeBackupId(input.target, info.runStartTime, info.runId.replace(/-/g, '').slice(-8));
   const status: BackupStatus = { backupId, step: 'preflight', steps: [] };
   setHandler(backupStatusQuery, () => status);
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -79,7 +80,10 @@ export async function backupRedis(input: BackupInput): Promise<BackupReport> {
     verification: { verifiedAt: new Date().toISOString(), copies },
   };
   await step('manifest', () => quick.writeManifest(manifest));
-  const retention = await step('retention', () => quick.applyRetention({ target: input.target, dryRun: false }));
+  // A restore's safety backup skips retention: it must not delete the backup being restored.
+  const retention = input.skipRetention
+    ? { dryRun: true, kept: [], deleted: [], abandoned: [] }
+    : await step('retention', () => quick.applyRetention({ target: input.target, dryRun: false }));
 
   const report: BackupReport = { backupId, target: input.target, ok: true, manifest, retention, steps: status.steps, text: '' };
   report.text = renderBackupText(report);

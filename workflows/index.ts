@@ -1,2 +1,3 @@
 // Workflows only: deterministic orchestration. All I/O lives in activities/.
 export { backupRedis } from './backup-redis';
+export { restoreRedis } from './restore-redis';

@@ -1,0 +1,61 @@
+// The backup's RDB as a local file for a restore: fetched once from the first destination whose copy
+// checks out, decompressed, and proven against the manifest's checksums before any byte reaches Redis.
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createReadStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { RunbookError } from '../../common/errors';
+import { artifactKeys, type Manifest } from '../../common/types';
+import { decompressor, digester } from '../pipeline';
+import type { StoreRegistry } from '../storage';
+
+export const restoreWorkDir = () => path.join(os.tmpdir(), 'redis-runbooks-restore');
+
+export async function localRdb(stores: StoreRegistry, manifest: Manifest, destinations: string[], signal?: AbortSignal): Promise<string> {
+  const dir = path.join(restoreWorkDir(), manifest.backupId);
+  const file = path.join(dir, 'dump.rdb');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (await matches(file, manifest, signal)) return file;
+  const problems: string[] = [];
+  for (const destination of destinations) {
+    const tmp = `${file}.partial`;
+    const stored = digester();
+    const raw = digester();
+    try {
+      const key = artifactKeys(manifest.target, manifest.backupId).data(manifest.artifact.file);
+      const source = await stores(destination).read(key);
+      await pipeline(source, stored, decompressor(manifest.artifact.compression), raw, createWriteStream(tmp, { mode: 0o600 }), { signal });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      problems.push(`${destination}: ${(err as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    if (stored.sha256() !== manifest.artifact.sha256 || raw.sha256() !== manifest.rdb.sha256 || raw.bytes() !== manifest.rdb.size) {
+      problems.push(`${destination}: checksum mismatch`);
+      await rm(tmp, { force: true });
+      continue;
+    }
+    await rename(tmp, file);
+    return file;
+  }
+  throw new RunbookError(
+    'VERIFY_FAILED',
+    `no copy of ${manifest.backupId} checks out (${problems.join('; ')})`,
+    'nothing was changed on the target; pick another backup',
+  );
+}
+
+async function matches(file: string, manifest: Manifest, signal?: AbortSignal): Promise<boolean> {
+  const s = await stat(file).catch(() => null);
+  if (!s || s.size !== manifest.rdb.size) return false;
+  const d = digester();
+  await pipeline(createReadStream(file), d, new Writable({ write: (_c, _e, cb) => cb() }), { signal });
+  return d.sha256() === manifest.rdb.sha256;
+}
+
+export async function removeLocalRdb(backupId: string): Promise<void> {
+  await rm(path.join(restoreWorkDir(), backupId), { recursive: true, force: true });
+}

@@ -1,0 +1,104 @@
+// A scratch redis-server started by the worker on a backup's RDB: the master a target replicates the
+// backup from, and the reference verification compares the target with. A random password keeps the
+// copy of production data it serves to those who are meant to have it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { RunbookError } from '../../common/errors';
+import { toolPath } from '../../common/tools';
+import { parseInfo } from '../redis-target';
+import { restoreWorkDir } from './local-rdb';
+
+export interface Scratch {
+  host: string;
+  port: number;
+  password: string;
+  client: Redis;
+  stop(): Promise<void>;
+}
+
+export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutMs = 30 * 60_000): Promise<Scratch> {
+  const dir = mkdtempSync(path.join(restoreWorkDir(), 'scratch-'));
+  symlinkSync(rdbFile, path.join(dir, 'dump.rdb'));
+  const port = await freePort(host);
+  const password = randomBytes(24).toString('hex');
+  const child = spawn(
+    toolPath('redis-server'),
+    [
+      '--port',
+      String(port),
+      '--bind',
+      host,
+      '--dir',
+      dir,
+      '--dbfilename',
+      'dump.rdb',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--requirepass',
+      password,
+      '--repl-diskless-sync',
+      'yes',
+      '--repl-diskless-sync-delay',
+      '0',
+      '--protected-mode',
+      'no',
+      '--logfile',
+      path.join(dir, 'redis.log'),
+      '--daemonize',
+      'no',
+    ],
+    { stdio: 'ignore' },
+  );
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const client = await waitLoaded(host, port, password, child, timeoutMs);
+    return { host, port, password, client, stop: async () => (client.disconnect(), stop()) };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function waitLoaded(host: string, port: number, password: string, child: ChildProcess, timeoutMs: number): Promise<Redis> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null)
+      throw new RunbookError('RDB_INVALID', `the scratch redis-server refused the backup's RDB (exit ${child.exitCode})`);
+    const c = new Redis({ host, port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      if (parseInfo(await c.info('persistence')).loading === '0') return c;
+    } catch {
+      // starting or loading
+    }
+    c.disconnect();
+    await sleep(50);
+  }
+  throw new RunbookError('CAPTURE_FAILED', 'the scratch redis-server did not load the backup in time');
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,21 @@
+import type { RestoreReport } from '../common/restore-types';
+
+const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+export function renderRestoreText(r: RestoreReport): string {
+  const p = r.plan;
+  const lines = [
+    `restore plan for ${p.target} (${p.strategy})`,
+    `  replaces: ${p.current.keys} keys, ${mib(p.current.usedMemory)} used, ${p.current.role}, Redis ${p.current.version}, appendonly ${p.current.aofEnabled ? 'yes' : 'no'}`,
+    `  with:     ${p.backup.backupId} (${Math.round(p.backup.ageSeconds / 60)} min old, ${p.backup.keys} keys, RDB v${p.backup.rdbVersion}, verified copy in ${p.backup.source})`,
+    `  writers paused: ${[...(p.pauseWrites ? ['CLIENT PAUSE WRITE'] : []), ...p.writers].join(', ') || 'none'}`,
+    `  approvals: ${p.approvalsRequired} of ${p.approvers.join(', ') || '(no approvers configured)'}${p.allowSelfApproval ? '' : ', not the requester'}`,
+  ];
+  if (r.outcome) lines.push(`outcome: ${r.outcome}: ${r.targetState}`);
+  for (const d of r.decisions ?? []) lines.push(`  ${d.decision}d by ${d.approver} at ${d.at}${d.comment ? `: ${d.comment}` : ''}`);
+  for (const s of r.steps ?? []) lines.push(`  ${s.name.padEnd(22)} ${(s.durationMs / 1000).toFixed(1)} s`);
+  if (r.writePauseMs !== undefined) lines.push(`  write pause: ${(r.writePauseMs / 1000).toFixed(1)} s`);
+  for (const c of r.verification ?? []) lines.push(`  ${c.ok ? 'ok    ' : 'FAILED'} ${c.name}: ${c.detail}`);
+  for (const c of r.compensations ?? []) lines.push(`  compensation ${c.ok ? 'ok' : 'FAILED'}: ${c.name} (${c.detail})`);
+  return lines.join('\n') + '\n';
+}

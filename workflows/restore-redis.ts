@@ -1,0 +1,239 @@
+// restoreRedis: plan, approval, safety backup, quiesce, make live, verify, resume. A saga: every
+// step that changes something records its undo first, and any failure or cancellation runs the undos
+// in a non-cancellable scope, rolling the data back to the safety backup when it had been replaced.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineUpdate,
+  executeChild,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { PERMANENT } from '../common/errors';
+import type {
+  ApproveArgs,
+  Decision,
+  RejectArgs,
+  RestoreCheck,
+  RestoreInput,
+  RestorePlan,
+  RestoreReport,
+  RestoreStatus,
+  WriterPauseState,
+} from '../common/restore-types';
+import { backupRedis } from './backup-redis';
+
+const retry = { nonRetryableErrorTypes: [...PERMANENT] as string[], maximumInterval: '10s' };
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { ...retry, maximumAttempts: 5 } });
+// Loading a large backup takes as long as it takes; a silent worker is caught by the heartbeat.
+const heavy = proxyActivities<Activities>({
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '30s',
+  retry: { ...retry, maximumAttempts: 2 },
+});
+
+export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
+export const approveUpdate = defineUpdate<Decision[], [ApproveArgs & { identity?: string }]>('approve');
+export const rejectUpdate = defineUpdate<Decision[], [RejectArgs & { identity?: string }]>('reject');
+
+export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> {
+  const { target } = input;
+  const status: RestoreStatus = { step: 'plan', decisions: [] };
+  setHandler(restoreStatusQuery, () => status);
+  const report = {
+    target,
+    reason: input.reason,
+    requestedBy: input.requestedBy,
+    decisions: status.decisions,
+    steps: [],
+    compensations: [],
+  } as unknown as RestoreReport;
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    status.step = name;
+    const startedAt = new Date();
+    const out = await fn();
+    report.steps.push({ name, startedAt: startedAt.toISOString(), durationMs: Date.now() - startedAt.getTime() });
+    return out;
+  };
+
+  // The approval gate, registered first so that no early update is lost. Validators refuse before anything is recorded in history.
+  const approvedBy = new Set<string>();
+  let rejected = false;
+  const decided = () => rejected || (plan !== undefined && approvedBy.size >= plan.approvalsRequired);
+  const validate = (approver: string) => {
+    if (!plan || status.step !== 'awaiting approval')
+      throw new Error(`the restore of ${target} is not awaiting approval (step: ${status.step})`);
+    if (decided()) throw new Error(`the restore of ${target} has already been ${rejected ? 'rejected' : 'approved'}`);
+    if (!plan.approvers.includes(approver)) {
+      throw new Error(`${approver} may not approve restores of ${target} (approvers: ${plan.approvers.join(', ')})`);
+    }
+    if (!plan.allowSelfApproval && approver === input.requestedBy) {
+      throw new Error(`${approver} asked for this restore and cannot also approve it (four eyes)`);
+    }
+  };
+  const decide = (d: Decision) => {
+    status.decisions.push(d);
+    return status.decisions;
+  };
+  setHandler(
+    approveUpdate,
+    ({ approver, comment, identity }) => {
+      approvedBy.add(approver);
+      return decide({ approver, decision: 'approve', at: new Date().toISOString(), comment, identity });
+    },
+    {
+      validator: ({ approver }) => {
+        validate(approver);
+        if (approvedBy.has(approver)) throw new Error(`${approver} has already approved this restore`);
+      },
+    },
+  );
+  setHandler(
+    rejectUpdate,
+    ({ approver, reason, identity }) => {
+      rejected = true;
+      return decide({ approver, decision: 'reject', at: new Date().toISOString(), comment: reason, identity });
+    },
+    {
+      validator: ({ approver, reason }) => {
+        validate(approver);
+        if (!reason?.trim()) throw new Error('a rejection needs a reason');
+      },
+    },
+  );
+  let plan: RestorePlan | undefined = undefined;
+  plan = await step('plan', () => quick.planRestore({ target, from: input.from }));
+  report.plan = status.plan = plan;
+  if (input.dryRun) return { ...report, outcome: 'dry-run', targetState: 'untouched (dry run)' };
+  if (plan.approvers.length === 0) {
+    throw ApplicationFailure.create({
+      type: 'CONFIG_INVALID',
+      message: `target ${target} lists no restore approvers, so no restore of it can be approved (set targets.${target}.restore.approvers)`,
+      nonRetryable: true,
+    });
+  }
+
+  status.step = 'awaiting approval';
+  const inTime = await condition(decided, plan.approvalTimeoutMs);
+  if (!inTime || rejected) {
+    const outcome = rejected ? 'rejected' : 'expired';
+    status.step = outcome;
+    return { ...report, outcome, targetState: `untouched (${outcome}: nothing was changed)` };
+  }
+
+  const compensations: { name: string; run: () => Promise<unknown> }[] = [];
+  let dataReplaced = false;
+  let pauseStarted: number | undefined;
+  const renewal = new CancellationScope();
+  try {
+    const safety = await step('safety backup', () =>
+      executeChild(backupRedis, {
+        workflowId: `restore/${target}/safety/${workflowInfo().runId}`,
+        args: [{ target, tags: ['pre-restore'], requestedBy: `restore:${input.requestedBy}`, skipRetention: true }],
+      }),
+    );
+    report.safetyBackupId = safety.backupId;
+
+    await step('quiesce writers', async () => {
+      pauseStarted = Date.now();
+      for (const writer of plan.writers) {
+        // The undo is recorded before the pause: a pause that half happened is still undone.
+        const paused: WriterPauseState = { writer, state: {} };
+        compensations.unshift({ name: `resume writer ${writer}`, run: () => quick.resumeWriter({ target, paused }) });
+        Object.assign(paused, await quick.pauseWriter({ target, writer }));
+      }
+      if (plan.pauseWrites) {
+        compensations.unshift({ name: 'CLIENT UNPAUSE', run: () => quick.unpauseClientWrites({ target }) });
+        await quick.pauseClientWrites({ target, limitMs: plan.pauseLimitMs });
+        // Renewed while the restore runs; if the runbook dies, the last pause lapses on its own.
+        void renewal
+          .run(async () => {
+            for (;;) {
+              await sleep(Math.max(1000, Math.floor(plan.pauseLimitMs / 3)));
+              await quick.pauseClientWrites({ target, limitMs: plan.pauseLimitMs }).catch((err) => {
+                if (isCancellation(err)) throw err;
+              });
+            }
+          })
+          .catch(() => {});
+      }
+    });
+
+    dataReplaced = true;
+    report.makeLive = await step('make live', () => heavy.makeLive({ target, backupId: plan.backup.backupId }));
+    await step('after make-live check', () => quick.afterMakeLive({ target }));
+    const checks: RestoreCheck[] = await step('verify', () =>
+      heavy.verifyRestore({ target, backupId: plan.backup.backupId, before: plan.current }),
+    );
+    report.verification = checks;
+    const failed = checks.filter((c) => !c.ok);
+    if (failed.length) {
+      throw ApplicationFailure.create({
+        type: 'VERIFY_FAILED',
+        message: `verification failed: ${failed.map((c) => `${c.name}: ${c.detail}`).join('; ')}`,
+        nonRetryable: true,
+      });
+    }
+
+    await step('resume writers', async () => {
+      renewal.cancel();
+      for (const c of compensations) await c.run();
+    });
+    report.writePauseMs = pauseStarted === undefined ? 0 : Date.now() - pauseStarted;
+    await quick.removeRestoreFiles({ backupIds: [plan.backup.backupId, safety.backupId] }).catch(() => {});
+    status.step = 'done';
+    return { ...report, outcome: 'restored', targetState: `restored from ${plan.backup.backupId} and verified; writers resumed` };
+  } catch (err) {
+    const failedAt = status.step;
+    let targetState = 'untouched: it failed before any data was replaced';
+    await CancellationScope.nonCancellable(async () => {
+      status.step = 'compensating';
+      renewal.cancel();
+      if (dataReplaced && report.safetyBackupId) {
+        const name = `roll back to the safety backup ${report.safetyBackupId}`;
+        try {
+          await heavy.makeLive({ target, backupId: report.safetyBackupId });
+          report.compensations.push({ name, ok: true, detail: 'the pre-restore data is back' });
+          targetState = `rolled back to its pre-restore data (safety backup ${report.safetyBackupId})`;
+        } catch (e) {
+          report.compensations.push({ name, ok: false, detail: messageOf(e) });
+          targetState = `UNKNOWN: the data may be partly replaced and the rollback failed; restore ${report.safetyBackupId} by hand`;
+        }
+      }
+      for (const c of compensations) {
+        try {
+          await c.run();
+          report.compensations.push({ name: c.name, ok: true, detail: 'done' });
+        } catch (e) {
+          report.compensations.push({ name: c.name, ok: false, detail: messageOf(e) });
+        }
+      }
+      if (pauseStarted !== undefined) report.writePauseMs = Date.now() - pauseStarted;
+    });
+    report.outcome = isCancellation(err) ? 'cancelled' : 'failed';
+    report.targetState = targetState;
+    report.error = messageOf(err);
+    status.step = report.outcome;
+    const unresumed = report.compensations.filter((c) => !c.ok).map((c) => c.name);
+    throw ApplicationFailure.create({
+      type: report.outcome === 'cancelled' ? 'RESTORE_CANCELLED' : 'RESTORE_FAILED',
+      message:
+        `restore of ${target} ${report.outcome} at "${failedAt}": ${report.error}. Target: ${targetState}.` +
+        (unresumed.length ? ` NOT DONE: ${unresumed.join(', ')}.` : ' Writers resumed.'),
+      details: [report],
+      nonRetryable: true,
+    });
+  }
+}
+
+function messageOf(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown };
+  while (e?.cause && (e as { cause?: { message?: string } }).cause?.message) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
