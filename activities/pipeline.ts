@@ -139,11 +139,15 @@ export function fanOut(sinks: Writable[]): Writable {
       if (waiting === 0) cb();
     },
     final(cb) {
-      for (const s of sinks) s.end();
-      cb();
+      // Finished only when every sink has taken everything: autoDestroy follows 'finish'.
+      let open = sinks.length;
+      if (open === 0) return cb();
+      for (const s of sinks) {
+        s.end(() => --open === 0 && cb());
+      }
     },
     destroy(err, cb) {
-      for (const s of sinks) if (!s.writableFinished) s.destroy(err ?? undefined);
+      if (err) for (const s of sinks) if (!s.destroyed) s.destroy(err);
       cb(err);
     },
   });
