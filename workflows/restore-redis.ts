@@ -131,6 +131,11 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   let dataReplaced = false;
   let pauseStarted: number | undefined;
   const renewal = new CancellationScope();
+  let renewing: Promise<void> = Promise.resolve();
+  const stopRenewal = async () => {
+    renewal.cancel();
+    await renewing;
+  };
   try {
     const safety = await step('safety backup', () =>
       executeChild(backupRedis, {
@@ -152,16 +157,18 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
         compensations.unshift({ name: 'CLIENT UNPAUSE', run: () => quick.unpauseClientWrites({ target }) });
         await quick.pauseClientWrites({ target, limitMs: plan.pauseLimitMs });
         // Renewed while the restore runs; if the runbook dies, the last pause lapses on its own.
-        void renewal
-          .run(async () => {
-            for (;;) {
-              await sleep(Math.max(1000, Math.floor(plan.pauseLimitMs / 3)));
-              await quick.pauseClientWrites({ target, limitMs: plan.pauseLimitMs }).catch((err) => {
-                if (isCancellation(err)) throw err;
-              });
+        // Only the wait between renewals is cancellable: a renewal under way always completes, so
+        // none can land after the final CLIENT UNPAUSE.
+        renewing = (async () => {
+          for (;;) {
+            try {
+              await renewal.run(() => sleep(Math.max(1000, Math.floor(plan.pauseLimitMs / 3))));
+            } catch {
+              return;
             }
-          })
-          .catch(() => {});
+            await CancellationScope.nonCancellable(() => quick.pauseClientWrites({ target, limitMs: plan.pauseLimitMs })).catch(() => {});
+          }
+        })();
       }
     });
 
@@ -182,7 +189,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     }
 
     await step('resume writers', async () => {
-      renewal.cancel();
+      await stopRenewal();
       for (const c of compensations) await c.run();
     });
     report.writePauseMs = pauseStarted === undefined ? 0 : Date.now() - pauseStarted;
@@ -194,7 +201,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     let targetState = 'untouched: it failed before any data was replaced';
     await CancellationScope.nonCancellable(async () => {
       status.step = 'compensating';
-      renewal.cancel();
+      await stopRenewal();
       if (dataReplaced && report.safetyBackupId) {
         const name = `roll back to the safety backup ${report.safetyBackupId}`;
         try {
