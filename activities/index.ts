@@ -26,11 +26,14 @@ import { inspectTarget, keyspaceNow } from './preflight';
 import { classifyRedisError, connectTarget, endpointOf } from './redis-target';
 import type { StoreRegistry } from './storage';
 import { verifyCopy, type ExpectedArtifact } from './verify';
+import { keyring, type Keyring } from './crypto/keys';
 import { createRestoreActivities } from './restore';
 
 export interface ActivityDeps {
   config: Config;
   stores: StoreRegistry;
+  /** Encryption keys; built from the config when absent. */
+  keys?: Keyring;
   /** Used by retention to tell a running backup's unfinished folder from an abandoned one. */
   temporal?: Client;
 }
@@ -60,6 +63,7 @@ async function run<T>(fn: () => Promise<T>): Promise<T> {
 
 export function createActivities(deps: ActivityDeps) {
   const { config, stores } = deps;
+  const keyRing = deps.keys ?? keyring(config);
 
   return {
     ...createRestoreActivities(deps, run),
@@ -73,7 +77,9 @@ export function createActivities(deps: ActivityDeps) {
         const target = targetOf(config, input.target);
         const ctx = Context.current();
         const keys = artifactKeys(input.target, input.backupId);
-        const file = artifactFileName(target.compression);
+        // A target that encrypts never stores cleartext: no usable key, no byte written.
+        const enc = target.encrypt ? keyRing.encryptionFor(target.encrypt) : undefined;
+        const file = artifactFileName(target.compression, enc !== undefined);
         const destinations = target.destinations.map((d) => ({ store: stores(d), key: keys.data(file) }));
         // The run marker comes first: retention can then tell this folder belongs to a live run.
         const marker = JSON.stringify({ workflowId: input.workflowId, runId: input.runId, startedAt: new Date().toISOString() });
@@ -116,6 +122,7 @@ export function createActivities(deps: ActivityDeps) {
             client.disconnect();
           }
           const result = await storeRdb(source, destinations, {
+            encryptTo: enc?.recipient,
             compression: target.compression,
             compressionLevel: target.compressionLevel,
             signal: ctx.cancellationSignal,
@@ -129,7 +136,13 @@ export function createActivities(deps: ActivityDeps) {
             startedAt: startedAt.toISOString(),
             durationMs: Date.now() - startedAt.getTime(),
             rdb: { ...result.rdb, check: 'redis-check-rdb' },
-            artifact: { file, compression: target.compression, encryption: null, size: result.stored.size, sha256: result.stored.sha256 },
+            artifact: {
+              file,
+              compression: target.compression,
+              encryption: enc?.encryption ?? null,
+              size: result.stored.size,
+              sha256: result.stored.sha256,
+            },
             copies: result.copies,
             keyspace,
           };
@@ -154,7 +167,9 @@ export function createActivities(deps: ActivityDeps) {
         const timer = setInterval(() => ctx.heartbeat({ phase: 'verify' }), 5_000);
         try {
           return await Promise.all(
-            (input.destinations ?? target.destinations).map((d) => verifyCopy(stores(d), key, expected, ctx.cancellationSignal)),
+            (input.destinations ?? target.destinations).map((d) =>
+              verifyCopy(stores(d), key, expected, { keys: keyRing, signal: ctx.cancellationSignal }),
+            ),
           );
         } finally {
           clearInterval(timer);

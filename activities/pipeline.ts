@@ -10,6 +10,7 @@ import { rdbVersionFromHeader } from '../common/rdb';
 import { RunbookError } from '../common/errors';
 import type { Compression } from '../common/types';
 import { toolPath } from '../common/tools';
+import { encryptStream } from './crypto/age';
 import type { Store } from './storage';
 
 export interface StoreTarget {
@@ -26,6 +27,8 @@ export interface PipelineResult {
 export interface PipelineOptions {
   compression: Compression;
   compressionLevel?: number;
+  /** The age recipient to encrypt to; absent: stored unencrypted. */
+  encryptTo?: string;
   /** Called with the raw bytes read so far, at most about once a second. */
   onProgress?: (rawBytes: number) => void;
   signal?: AbortSignal;
@@ -44,9 +47,9 @@ export function decompressor(kind: Compression): Duplex {
   return childFilter(toolPath('zstd'), ['-q', '-d', '-c', '--no-progress'], 'zstd -d');
 }
 
-/** Seam for encryption at rest: a later stage plugs an authenticated cipher in here. */
-export function encryptor(): Duplex {
-  return new PassThrough();
+/** Encryption at rest (age, X25519) when the target names a key; compressed bytes in, sealed chunks out. */
+export function encryptor(recipient?: string): Duplex {
+  return recipient ? encryptStream(recipient) : new PassThrough();
 }
 
 /** A child process as a stream filter (stdin -> stdout) that fails when the child does. */
@@ -177,7 +180,9 @@ export async function storeRdb(source: Readable, targets: StoreTarget[], opts: P
     branches.push(store.write(key, pass));
     return pass;
   });
-  branches.push(pipeline(toCompress, compressor(opts.compression, opts.compressionLevel), encryptor(), stored, fanOut(passes)));
+  branches.push(
+    pipeline(toCompress, compressor(opts.compression, opts.compressionLevel), encryptor(opts.encryptTo), stored, fanOut(passes)),
+  );
 
   let lastReport = 0;
   const progress = new Transform({

@@ -2,7 +2,11 @@
 // and decompressed they hash to the raw RDB's checksum (which redis-check-rdb approved at capture).
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Compression, CopyCheck } from '../common/types';
+import { PassThrough } from 'node:stream';
+import { RunbookError } from '../common/errors';
+import type { Compression, CopyCheck, Encryption } from '../common/types';
+import { decryptStream } from './crypto/age';
+import type { Keyring } from './crypto/keys';
 import { decompressor, digester } from './pipeline';
 import type { Store } from './storage';
 
@@ -10,16 +14,27 @@ export interface ExpectedArtifact {
   size: number;
   sha256: string;
   compression: Compression;
+  encryption: Encryption | null;
   rdb: { size: number; sha256: string };
 }
 
-export async function verifyCopy(store: Store, key: string, expected: ExpectedArtifact, signal?: AbortSignal): Promise<CopyCheck> {
+export interface ReadOptions {
+  keys?: Keyring;
+  signal?: AbortSignal;
+}
+
+export async function verifyCopy(store: Store, key: string, expected: ExpectedArtifact, opts: ReadOptions = {}): Promise<CopyCheck> {
+  const { signal } = opts;
+  // A missing or wrong key is a configuration problem, not a damaged copy: it is thrown, not reported.
+  if (expected.encryption && !opts.keys)
+    throw new RunbookError('SECRET_UNRESOLVED', 'this backup is encrypted and no keys were given to read it');
+  const decrypt = expected.encryption ? decryptStream(opts.keys!.identitiesFor(expected.encryption)) : new PassThrough();
   const stored = digester();
   const raw = digester();
   try {
     const source = await store.read(key);
     const sink = new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => cb() });
-    await pipeline(source, stored, decompressor(expected.compression), raw, sink, { signal });
+    await pipeline(source, stored, decrypt, decompressor(expected.compression), raw, sink, { signal });
   } catch (err) {
     // A copy that cannot be read or decompressed is a failed check, not a crash of the check.
     if (signal?.aborted) throw err;

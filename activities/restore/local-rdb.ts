@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createReadStream } from 'node:fs';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
+import { decryptStream } from '../crypto/age';
+import type { ReadOptions } from '../verify';
 import { RunbookError } from '../../common/errors';
 import { artifactKeys, type Manifest } from '../../common/types';
 import { decompressor, digester } from '../pipeline';
@@ -14,7 +16,8 @@ import type { StoreRegistry } from '../storage';
 
 export const restoreWorkDir = () => path.join(os.tmpdir(), 'redis-runbooks-restore');
 
-export async function localRdb(stores: StoreRegistry, manifest: Manifest, destinations: string[], signal?: AbortSignal): Promise<string> {
+export async function localRdb(stores: StoreRegistry, manifest: Manifest, destinations: string[], opts: ReadOptions = {}): Promise<string> {
+  const { signal } = opts;
   const dir = path.join(restoreWorkDir(), manifest.backupId);
   const file = path.join(dir, 'dump.rdb');
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -27,7 +30,13 @@ export async function localRdb(stores: StoreRegistry, manifest: Manifest, destin
     try {
       const key = artifactKeys(manifest.target, manifest.backupId).data(manifest.artifact.file);
       const source = await stores(destination).read(key);
-      await pipeline(source, stored, decompressor(manifest.artifact.compression), raw, createWriteStream(tmp, { mode: 0o600 }), { signal });
+      // Decrypted and authenticated chunk by chunk; checked whole against the manifest before it is used.
+      const decrypt = manifest.artifact.encryption
+        ? decryptStream(opts.keys!.identitiesFor(manifest.artifact.encryption))
+        : new PassThrough();
+      await pipeline(source, stored, decrypt, decompressor(manifest.artifact.compression), raw, createWriteStream(tmp, { mode: 0o600 }), {
+        signal,
+      });
     } catch (err) {
       if (signal?.aborted) throw err;
       problems.push(`${destination}: ${(err as Error).message.split('\n')[0]}`);

@@ -6,6 +6,7 @@ import { artifactKeys } from '../../common/types';
 import { findBackup, listBackups } from '../../activities/catalog';
 import { storeRegistry } from '../../activities/storage';
 import { verifyCopy } from '../../activities/verify';
+import { keyring } from '../../activities/crypto/keys';
 import { action, loadCliConfig, print, type GlobalOptions } from '../context';
 import { EXIT } from '../exit-codes';
 
@@ -106,7 +107,7 @@ const verify = new Command('verify')
       }
       const m = entry.manifest;
       const key = artifactKeys(entry.target, backupId).data(m.artifact.file);
-      const checks = await Promise.all(destinations.map((d) => verifyCopy(stores(d), key, { ...m.artifact, rdb: m.rdb })));
+      const checks = await Promise.all(destinations.map((d) => verifyCopy(stores(d), key, { ...m.artifact, rdb: m.rdb }, { keys: keyring(config) })));
       const ok = checks.every((c) => c.ok);
       print(global, { backupId, ok, checks }, () =>
         checks.map((c) => `${c.ok ? 'ok    ' : 'FAILED'} ${c.destination}: ${c.detail}\n`).join(''),

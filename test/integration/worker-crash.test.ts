@@ -105,7 +105,7 @@ it('finishes a backup whose worker was killed mid-upload, leaving exactly one va
   const stores = storeRegistry(config);
   const key = artifactKeys('slow', report.backupId).data(report.manifest.artifact.file);
   for (const d of ['disk', 'offsite']) {
-    const check = await verifyCopy(stores(d), key, { ...report.manifest.artifact, rdb: report.manifest.rdb });
+    const check = await verifyCopy(stores(d), key, { ...report.manifest.artifact, rdb: report.manifest.rdb }, {});
     expect(check.ok, check.detail).toBe(true);
   }
 });
