@@ -3,6 +3,7 @@
 import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
 import { loadConfig, type Config } from '../common/config';
+import { dataConverterFor } from '../worker/payload-codec';
 import { RunbookError } from '../common/errors';
 import { EXIT, exitCodeFor } from './exit-codes';
 
@@ -17,9 +18,15 @@ export function temporalAddress(config: Config): string {
 
 export async function connectClient(config: Config): Promise<Client> {
   const address = temporalAddress(config);
+  const dataConverter = dataConverterFor(config); // an unresolved key is a config error, not a network one
   try {
     const connection = await Connection.connect({ address, connectTimeout: '5s' });
-    return new Client({ connection, namespace: config.temporal.namespace, identity: `runbook-cli@${process.env.USER ?? 'unknown'}` });
+    return new Client({
+      connection,
+      namespace: config.temporal.namespace,
+      identity: `runbook-cli@${process.env.USER ?? 'unknown'}`,
+      dataConverter,
+    });
   } catch (err) {
     throw new RunbookError(
       'TEMPORAL_UNAVAILABLE',

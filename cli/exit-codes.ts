@@ -19,7 +19,7 @@ Exit codes:
   0  success
   1  internal error (a bug: please report it)
   2  bad usage or input (unknown option, malformed backup id)
-  3  configuration invalid or missing, unknown target, unresolved secret reference
+  3  configuration invalid or missing, unknown target, unresolved secret reference, storage refusing the credentials
   4  Temporal unreachable
   5  Redis target unreachable, refusing the credentials, or loading
   6  the runbook ran and failed (see its message and the Temporal UI)
@@ -35,6 +35,7 @@ export function exitCodeFor(code: string | undefined): number {
     case ErrorCode.CONFIG_NOT_FOUND:
     case ErrorCode.UNKNOWN_TARGET:
     case ErrorCode.SECRET_UNRESOLVED:
+    case ErrorCode.STORAGE_REFUSED:
       return EXIT.CONFIG;
     case ErrorCode.TEMPORAL_UNAVAILABLE:
       return EXIT.TEMPORAL;

@@ -13,6 +13,9 @@ import { statusCommand } from './commands/status';
 import { workerCommand } from './commands/worker';
 import { EXIT, EXIT_HELP } from './exit-codes';
 
+// The locked AWS SDK supports Node 20; its notice about future releases is not the operator's concern.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export const program = new Command('runbook')
   .description('Durable Redis backup and recovery runbooks on Temporal')
   .version(TOOL_VERSION)

@@ -1,7 +1,7 @@
 // Live progress of a running backup: the workflow's `status` query for the step, and the capture
 // activity's heartbeat (bytes so far) from the workflow's description.
 import type { WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import type { BackupReport } from '../common/types';
 import type { BackupStatus } from '../workflows/backup-redis';
 
@@ -28,10 +28,11 @@ async function describeProgress(handle: WorkflowHandle): Promise<string> {
   const status = await handle.query<BackupStatus>('status');
   const d = await handle.describe();
   const pending = d.raw.pendingActivities?.[0];
-  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  const payloads = pending?.heartbeatDetails?.payloads;
   let detail = '';
-  if (payload) {
-    const hb = defaultPayloadConverter.fromPayload<{ phase?: string; bytes?: number }>(payload);
+  if (payloads?.length) {
+    // Heartbeats go through the payload codec like everything else: decode them the client's way.
+    const hb = await decodeFromPayloadsAtIndex<{ bytes?: number }>(handle.client.options.loadedDataConverter, 0, payloads);
     if (hb?.bytes) detail = ` ${(hb.bytes / 1048576).toFixed(0)} MiB read`;
   }
   const attempt = pending && (pending.attempt ?? 1) > 1 ? ` (attempt ${pending.attempt})` : '';

@@ -171,6 +171,8 @@ export const configSchema = z
         address: z.string().optional(),
         namespace: z.string().default('default'),
         taskQueue: z.string().default('redis-runbooks'),
+        /** Encrypts everything Temporal stores of our workflows (AES-256-GCM); any secret text, by reference. */
+        payloadKey: secretRef.optional(),
         devServer: z
           .strictObject({
             port: z.number().int().min(1).max(65535).default(7233),

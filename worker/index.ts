@@ -5,6 +5,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } 
 import { createActivities } from '../activities';
 import { storeRegistry } from '../activities/storage';
 import type { Config } from '../common/config';
+import { dataConverterFor } from './payload-codec';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -21,13 +22,21 @@ let runtimeInstalled = false;
 export async function createRunbookWorker(opts: RunbookWorkerOptions) {
   const { config } = opts;
   if (!runtimeInstalled) {
-    // Warnings and errors only: webpack's bundling report is noise to an operator.
-    Runtime.install({ logger: new DefaultLogger((process.env.RUNBOOK_LOG_LEVEL as 'INFO' | undefined) ?? 'WARN') });
     runtimeInstalled = true;
+    try {
+      // Warnings and errors only: webpack's bundling report is noise to an operator.
+      Runtime.install({ logger: new DefaultLogger((process.env.RUNBOOK_LOG_LEVEL as 'INFO' | undefined) ?? 'WARN') });
+    } catch {
+      // Already installed by the embedding program (tests, the demo): keep its logger.
+    }
   }
   const connection = await NativeConnection.connect({ address: opts.address });
   const clientConnection = await Connection.connect({ address: opts.address });
-  const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const temporal = new Client({
+    connection: clientConnection,
+    namespace: config.temporal.namespace,
+    dataConverter: dataConverterFor(config),
+  });
   const activities = createActivities({ config, stores: storeRegistry(config), temporal });
   const worker = await Worker.create({
     connection,
@@ -36,6 +45,7 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
     ...(opts.identity ? { identity: opts.identity } : {}),
     workflowsPath,
     activities,
+    dataConverter: dataConverterFor(config),
     maxConcurrentActivityTaskExecutions: 8,
     ...opts.overrides,
   });

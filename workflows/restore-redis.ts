@@ -129,6 +129,8 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
 
   const compensations: { name: string; run: () => Promise<unknown> }[] = [];
   let dataReplaced = false;
+  // Once verified, a failure to resume a writer is reported, never answered by undoing the restore.
+  let verified = false;
   let pauseStarted: number | undefined;
   const renewal = new CancellationScope();
   let renewing: Promise<void> = Promise.resolve();
@@ -188,6 +190,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       });
     }
 
+    verified = true;
     await step('resume writers', async () => {
       await stopRenewal();
       for (const c of compensations) await c.run();
@@ -198,11 +201,13 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     return { ...report, outcome: 'restored', targetState: `restored from ${plan.backup.backupId} and verified; writers resumed` };
   } catch (err) {
     const failedAt = status.step;
-    let targetState = 'untouched: it failed before any data was replaced';
+    let targetState = verified
+      ? `restored from ${plan.backup.backupId} and verified, but resuming writers failed`
+      : 'untouched: it failed before any data was replaced';
     await CancellationScope.nonCancellable(async () => {
       status.step = 'compensating';
       await stopRenewal();
-      if (dataReplaced && report.safetyBackupId) {
+      if (dataReplaced && !verified && report.safetyBackupId) {
         const name = `roll back to the safety backup ${report.safetyBackupId}`;
         try {
           await heavy.makeLive({ target, backupId: report.safetyBackupId });
@@ -222,17 +227,22 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
         }
       }
       if (pauseStarted !== undefined) report.writePauseMs = Date.now() - pauseStarted;
+      // The local copies are production data: removed whatever the ending (the stored backups stay).
+      const local = [plan.backup.backupId, ...(report.safetyBackupId ? [report.safetyBackupId] : [])];
+      await quick.removeRestoreFiles({ backupIds: local }).catch(() => {});
     });
     report.outcome = isCancellation(err) ? 'cancelled' : 'failed';
     report.targetState = targetState;
     report.error = messageOf(err);
     status.step = report.outcome;
-    const unresumed = report.compensations.filter((c) => !c.ok).map((c) => c.name);
+    const notDone = report.compensations.filter((c) => !c.ok).map((c) => c.name);
+    const writersBack = compensations.every((c) => report.compensations.some((r) => r.name === c.name && r.ok));
     throw ApplicationFailure.create({
       type: report.outcome === 'cancelled' ? 'RESTORE_CANCELLED' : 'RESTORE_FAILED',
       message:
         `restore of ${target} ${report.outcome} at "${failedAt}": ${report.error}. Target: ${targetState}.` +
-        (unresumed.length ? ` NOT DONE: ${unresumed.join(', ')}.` : ' Writers resumed.'),
+        (writersBack ? ' Writers resumed.' : '') +
+        (notDone.length ? ` NOT DONE: ${notDone.join(', ')}.` : ''),
       details: [report],
       nonRetryable: true,
     });

@@ -5,7 +5,7 @@
 //     restore would silently restore nothing), then turn AOF back on and wait for its rewrite;
 //   logical: FLUSHALL, then RESTORE ... REPLACE of every key from a scratch server.
 import { exec } from 'node:child_process';
-import { copyFile, mkdir, rename, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,7 +15,8 @@ import { durationMs } from '../../common/duration';
 import { RunbookError } from '../../common/errors';
 import type { MakeLiveResult, TargetState } from '../../common/restore-types';
 import { connectTarget, endpointOf, parseInfo, parseKeyspace } from '../redis-target';
-import { startScratch } from './scratch';
+import { restoreWorkDir } from './local-rdb';
+import { isScratchPassword, startScratch } from './scratch';
 
 export interface MakeLiveContext {
   targetName: string;
@@ -66,10 +67,13 @@ async function until(what: string, timeoutMs: number, ctx: MakeLiveContext, prob
 async function replicaPromote(ctx: MakeLiveContext): Promise<string> {
   const restore = ctx.target.restore;
   const scratch = await startScratch(ctx.rdbFile, restore.scratchHost);
-  const client = await connectTarget(ctx.targetName, ctx.target);
+  const client = await connectTarget(ctx.targetName, ctx.target).catch(async (err: unknown) => {
+    await scratch.stop(); // a target that cannot be reached must not leave the scratch server running
+    throw err;
+  });
   try {
-    const [, masterauth = ''] = (await client.config('GET', 'masterauth')) as string[];
-    const [, masteruser = ''] = (await client.config('GET', 'masteruser')) as string[];
+    const own = await ownReplicaSettings(ctx, client);
+    const { masterauth, masteruser } = own.settings;
     await client.config('SET', 'masterauth', scratch.password);
     if (masteruser) await client.config('SET', 'masteruser', '');
     try {
@@ -83,12 +87,48 @@ async function replicaPromote(ctx: MakeLiveContext): Promise<string> {
       await client.call('REPLICAOF', 'NO', 'ONE');
       await client.config('SET', 'masterauth', masterauth);
       if (masteruser) await client.config('SET', 'masteruser', masteruser);
+      await rm(own.file, { force: true });
     }
-    return `replicated from a scratch server at ${scratch.host}:${scratch.port}, then promoted`;
+    return (
+      `replicated from a scratch server at ${scratch.host}:${scratch.port}, then promoted` +
+      (own.lost
+        ? "; the target's masterauth/masteruser had been replaced by an interrupted attempt on another worker and are now empty: set them again"
+        : '')
+    );
   } finally {
     client.disconnect();
     await scratch.stop();
   }
+}
+
+interface ReplicaSettings {
+  masterauth: string;
+  masteruser: string;
+}
+
+/**
+ * The target's own masterauth/masteruser, which replicating from the scratch server replaces. They are
+ * kept on the worker's disk until they are put back: a worker killed in between leaves the scratch's
+ * password on the target, and the retry must put back the target's own settings, not that password.
+ */
+async function ownReplicaSettings(
+  ctx: MakeLiveContext,
+  client: Redis,
+): Promise<{ settings: ReplicaSettings; file: string; lost: boolean }> {
+  const e = endpointOf(ctx.targetName, ctx.target);
+  const file = path.join(restoreWorkDir(), 'replica-settings', `${ctx.targetName}-${e.host.replace(/[^\w.-]/g, '_')}-${e.port}.json`);
+  const get = async (key: string) => ((await client.config('GET', key)) as string[])[1] ?? '';
+  const current = { masterauth: await get('masterauth'), masteruser: await get('masteruser') };
+  if (!isScratchPassword(current.masterauth)) {
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await writeFile(file, JSON.stringify(current), { mode: 0o600 });
+    return { settings: current, file, lost: false };
+  }
+  const saved = await readFile(file, 'utf8').then(
+    (text) => JSON.parse(text) as ReplicaSettings,
+    () => undefined,
+  );
+  return { settings: saved ?? { masterauth: '', masteruser: '' }, file, lost: !saved };
 }
 
 function shell(command: string, env: Record<string, string>, timeoutMs: number): Promise<void> {
@@ -169,7 +209,10 @@ async function fileSwap(ctx: MakeLiveContext): Promise<string> {
 
 async function logical(ctx: MakeLiveContext): Promise<string> {
   const scratch = await startScratch(ctx.rdbFile);
-  const client = await connectTarget(ctx.targetName, ctx.target);
+  const client = await connectTarget(ctx.targetName, ctx.target).catch(async (err: unknown) => {
+    await scratch.stop(); // a target that cannot be reached must not leave the scratch server running
+    throw err;
+  });
   let keys = 0;
   try {
     const dbs = Object.keys(parseKeyspace(parseInfo(await scratch.client.info('keyspace')))).map((d) => Number(d.slice(2)));

@@ -3,7 +3,7 @@
 // copy of production data it serves to those who are meant to have it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +12,10 @@ import { RunbookError } from '../../common/errors';
 import { toolPath } from '../../common/tools';
 import { parseInfo } from '../redis-target';
 import { restoreWorkDir } from './local-rdb';
+
+/** Marks a scratch server's password: found as a target's masterauth, it is a restore's, not the target's own. */
+const SCRATCH_PASSWORD_PREFIX = 'rr-scratch-';
+export const isScratchPassword = (s: string): boolean => s.startsWith(SCRATCH_PASSWORD_PREFIX);
 
 export interface Scratch {
   host: string;
@@ -22,10 +26,11 @@ export interface Scratch {
 }
 
 export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutMs = 30 * 60_000): Promise<Scratch> {
+  stopOrphans();
   const dir = mkdtempSync(path.join(restoreWorkDir(), 'scratch-'));
   symlinkSync(rdbFile, path.join(dir, 'dump.rdb'));
   const port = await freePort(host);
-  const password = randomBytes(24).toString('hex');
+  const password = SCRATCH_PASSWORD_PREFIX + randomBytes(24).toString('hex');
   const child = spawn(
     toolPath('redis-server'),
     [
@@ -56,6 +61,7 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
     ],
     { stdio: 'ignore' },
   );
+  writeFileSync(path.join(dir, OWNER), JSON.stringify({ worker: process.pid, server: child.pid }));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
@@ -70,6 +76,52 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+const OWNER = 'owner.json';
+
+/**
+ * Scratch servers whose worker died (SIGKILL, OOM) without stopping them: each still holds a copy of
+ * a backup and may still feed the target. The next scratch started on this host stops them. A server
+ * is killed only while it provably works in its own dir (/proc): a reused pid is left alone.
+ */
+function stopOrphans(): void {
+  const root = restoreWorkDir();
+  let dirs: string[];
+  try {
+    dirs = readdirSync(root).filter((d) => d.startsWith('scratch-'));
+  } catch {
+    return;
+  }
+  for (const name of dirs) {
+    const dir = path.join(root, name);
+    let owner: { worker: number; server?: number };
+    try {
+      owner = JSON.parse(readFileSync(path.join(dir, OWNER), 'utf8')) as typeof owner;
+    } catch {
+      continue; // being started, or not one of ours
+    }
+    if (isAlive(owner.worker)) continue;
+    if (owner.server && isAlive(owner.server)) {
+      if (!existsSync('/proc/self/cwd')) continue; // no /proc: cannot tell it is ours
+      // redis-server rewrites its command line, but works in its --dir.
+      try {
+        if (readlinkSync(`/proc/${owner.server}/cwd`) === dir) process.kill(owner.server, 'SIGKILL');
+      } catch {
+        // exited meanwhile, or a zombie
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -3,6 +3,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
 import type { StorageConfig } from '../../common/config';
 import { resolveOptionalSecret } from '../secrets';
+import { RunbookError } from '../../common/errors';
 import { assertKey, notFound, type Store } from './store';
 
 type S3Config = Extract<StorageConfig, { type: 's3' }>;
@@ -36,6 +37,22 @@ export class S3Store implements Store {
     return `s3://${this.config.bucket}/${this.objectKey(key)}`;
   }
 
+  /** Credentials and buckets that are wrong stay wrong: a clear, permanent error instead of retries. */
+  private refused(err: unknown): never {
+    const name = (err as { name?: string }).name ?? '';
+    if (
+      /InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|NoSuchBucket|Forbidden|InvalidClientTokenId/.test(name) ||
+      /No user exists/.test((err as Error).message)
+    ) {
+      throw new RunbookError(
+        'STORAGE_REFUSED',
+        `destination ${this.name} (s3://${this.config.bucket}) refused the request: ${name}: ${(err as Error).message}`,
+        'check the bucket name and the accessKeyId/secretAccessKey references of this destination',
+      );
+    }
+    throw err;
+  }
+
   async write(key: string, body: Readable | Buffer | string): Promise<number> {
     let bytes = typeof body === 'string' ? Buffer.byteLength(body) : Buffer.isBuffer(body) ? body.length : 0;
     if (!(typeof body === 'string' || Buffer.isBuffer(body))) body.on('data', (c: Buffer) => (bytes += c.length));
@@ -46,7 +63,7 @@ export class S3Store implements Store {
       queueSize: 2,
       leavePartsOnError: false,
     });
-    await upload.done();
+    await upload.done().catch((err) => this.refused(err));
     return bytes;
   }
 
@@ -56,7 +73,7 @@ export class S3Store implements Store {
       return res.Body as Readable;
     } catch (err) {
       if (err instanceof NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') throw notFound(this.name, key);
-      throw err;
+      this.refused(err);
     }
   }
 
@@ -66,7 +83,7 @@ export class S3Store implements Store {
       return (await res.Body?.transformToString('utf8')) ?? null;
     } catch (err) {
       if (err instanceof NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') return null;
-      throw err;
+      this.refused(err);
     }
   }
 
@@ -75,9 +92,9 @@ export class S3Store implements Store {
     const names: string[] = [];
     let token: string | undefined;
     do {
-      const res = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: base, Delimiter: '/', ContinuationToken: token }),
-      );
+      const res = await this.client
+        .send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: base, Delimiter: '/', ContinuationToken: token }))
+        .catch((err) => this.refused(err));
       for (const p of res.CommonPrefixes ?? []) if (p.Prefix) names.push(p.Prefix.slice(base.length, -1));
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);

@@ -107,7 +107,9 @@ const verify = new Command('verify')
       }
       const m = entry.manifest;
       const key = artifactKeys(entry.target, backupId).data(m.artifact.file);
-      const checks = await Promise.all(destinations.map((d) => verifyCopy(stores(d), key, { ...m.artifact, rdb: m.rdb }, { keys: keyring(config) })));
+      const checks = await Promise.all(
+        destinations.map((d) => verifyCopy(stores(d), key, { ...m.artifact, rdb: m.rdb }, { keys: keyring(config) })),
+      );
       const ok = checks.every((c) => c.ok);
       print(global, { backupId, ok, checks }, () =>
         checks.map((c) => `${c.ok ? 'ok    ' : 'FAILED'} ${c.destination}: ${c.detail}\n`).join(''),
