@@ -28,6 +28,8 @@ import type { StoreRegistry } from './storage';
 import { verifyCopy, type ExpectedArtifact } from './verify';
 import { keyring, type Keyring } from './crypto/keys';
 import { createRestoreActivities } from './restore';
+import { appendAudit } from './audit';
+import type { AuditEvent } from '../common/audit';
 
 export interface ActivityDeps {
   config: Config;
@@ -185,6 +187,10 @@ export function createActivities(deps: ActivityDeps) {
         const body = JSON.stringify(manifest, null, 2);
         await Promise.all(target.destinations.map((d) => stores(d).write(keys.manifest, body)));
       });
+    },
+
+    async recordAudit(event: AuditEvent): Promise<void> {
+      return run(() => appendAudit(config, stores, event));
     },
 
     async writeReport(report: BackupReport): Promise<void> {

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../common/version';
 import { approveCommand, rejectCommand } from './commands/approve';
+import { auditCommand } from './commands/audit';
 import { backupCommand } from './commands/backup';
 import { restoreCommand } from './commands/restore';
 import { backupsCommand } from './commands/backups';
@@ -27,6 +28,7 @@ export const program = new Command('runbook')
   .addCommand(restoreCommand)
   .addCommand(approveCommand)
   .addCommand(rejectCommand)
+  .addCommand(auditCommand)
   .addCommand(retentionCommand)
   .addCommand(schedulesCommand)
   .addCommand(statusCommand)

@@ -15,6 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { AuditEvent } from '../common/audit';
 import { PERMANENT } from '../common/errors';
 import type {
   ApproveArgs,
@@ -111,6 +112,9 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   plan = await step('plan', () => quick.planRestore({ target, from: input.from }));
   report.plan = status.plan = plan;
   if (input.dryRun) return { ...report, outcome: 'dry-run', targetState: 'untouched (dry run)' };
+  const { workflowId, runId } = workflowInfo();
+  const audit = (event: AuditEvent['event'], actor: string, detail?: string, identity?: string, at = new Date().toISOString()) =>
+    quick.recordAudit({ at, target, workflowId, runId, action: 'restore', event, actor, identity, detail });
   if (plan.approvers.length === 0) {
     throw ApplicationFailure.create({
       type: 'CONFIG_INVALID',
@@ -120,9 +124,13 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   }
 
   status.step = 'awaiting approval';
+  await audit('requested', input.requestedBy, `restore ${plan.backup.backupId} (${plan.strategy}): ${input.reason}`);
   const inTime = await condition(decided, plan.approvalTimeoutMs);
+  for (const d of status.decisions)
+    await audit(d.decision === 'approve' ? 'approved' : 'rejected', d.approver, d.comment, d.identity, d.at);
   if (!inTime || rejected) {
     const outcome = rejected ? 'rejected' : 'expired';
+    if (outcome === 'expired') await audit('expired', 'timeout', `no decision within ${plan.approvalTimeoutMs / 1000} s`);
     status.step = outcome;
     return { ...report, outcome, targetState: `untouched (${outcome}: nothing was changed)` };
   }
@@ -198,6 +206,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     report.writePauseMs = pauseStarted === undefined ? 0 : Date.now() - pauseStarted;
     await quick.removeRestoreFiles({ backupIds: [plan.backup.backupId, safety.backupId] }).catch(() => {});
     status.step = 'done';
+    await audit('restored', input.requestedBy, `from ${plan.backup.backupId}; safety backup ${safety.backupId}`);
     return { ...report, outcome: 'restored', targetState: `restored from ${plan.backup.backupId} and verified; writers resumed` };
   } catch (err) {
     const failedAt = status.step;
@@ -230,6 +239,9 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       // The local copies are production data: removed whatever the ending (the stored backups stay).
       const local = [plan.backup.backupId, ...(report.safetyBackupId ? [report.safetyBackupId] : [])];
       await quick.removeRestoreFiles({ backupIds: local }).catch(() => {});
+      await audit(isCancellation(err) ? 'cancelled' : 'failed', input.requestedBy, `${messageOf(err)}; target: ${targetState}`).catch(
+        () => {},
+      );
     });
     report.outcome = isCancellation(err) ? 'cancelled' : 'failed';
     report.targetState = targetState;

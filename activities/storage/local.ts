@@ -70,6 +70,16 @@ export class LocalStore implements Store {
     }
   }
 
+  async listFiles(prefix: string): Promise<string[]> {
+    try {
+      const entries = await readdir(this.location(prefix), { withFileTypes: true });
+      return entries.filter((e) => e.isFile() && !e.name.includes('.partial-')).map((e) => e.name);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
   async removeDir(prefix: string): Promise<void> {
     await rm(this.location(prefix), { recursive: true, force: true });
   }

@@ -101,6 +101,20 @@ export class S3Store implements Store {
     return names;
   }
 
+  async listFiles(prefix: string): Promise<string[]> {
+    const base = `${this.objectKey(prefix)}/`;
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.client
+        .send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: base, Delimiter: '/', ContinuationToken: token }))
+        .catch((err) => this.refused(err));
+      for (const o of res.Contents ?? []) if (o.Key) names.push(o.Key.slice(base.length));
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return names;
+  }
+
   async removeDir(prefix: string): Promise<void> {
     const base = `${this.objectKey(prefix)}/`;
     let token: string | undefined;

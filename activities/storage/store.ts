@@ -14,6 +14,8 @@ export interface Store {
   readText(key: string): Promise<string | null>;
   /** Names of the immediate children of a folder-like prefix ("cache" -> backup ids). */
   listDirs(prefix: string): Promise<string[]>;
+  /** Names of the files directly under a folder-like prefix. */
+  listFiles(prefix: string): Promise<string[]>;
   removeDir(prefix: string): Promise<void>;
 }
 

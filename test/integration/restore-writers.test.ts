@@ -366,6 +366,16 @@ describe('the CLI gate', () => {
       expect(report.decisions.map((d) => `${d.decision}:${d.approver}`)).toEqual(['approve:alice']);
       expect(await c.get('k')).toBe('v1');
 
+      // runbook audit: JSON lines of the request, the decision (with the CLI's identity) and the outcome.
+      const audit = await runbook(cfg, '--json', 'audit', 'cli');
+      expect(audit.code, audit.stderr).toBe(0);
+      const events = audit.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { event: string; actor: string; identity?: string });
+      expect(events.map((e) => `${e.event}:${e.actor}`)).toEqual(['requested:carol', 'approved:alice', 'restored:carol']);
+      expect(events[1]!.identity).toMatch(/^runbook-cli@/);
+
       await c.set('k', 'v3');
       const [dry, malformed] = await Promise.all([
         runbook(cfg, 'restore', 'cli', '--from', 'latest', '--reason', 'just looking', '--dry-run'),

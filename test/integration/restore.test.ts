@@ -3,6 +3,8 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestoreReport } from '../../common/restore-types';
+import { readAudit } from '../../activities/audit';
+import { storeRegistry } from '../../activities/storage';
 import { digestAll, fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
@@ -67,6 +69,11 @@ describe('restoreRedis', () => {
     expect((await c.info('replication')).includes('role:master')).toBe(true);
     // CLIENT UNPAUSE ran: a write goes through at once.
     await c.set('after:restore', '1');
+
+    // The audit trail has the request, the decision with its identity, and the outcome.
+    const trail = await readAudit(t.config, storeRegistry(t.config), 'main');
+    expect(trail.map((e) => `${e.event}:${e.actor}`)).toEqual(['requested:requester', 'approved:alice', 'restored:requester']);
+    expect(trail[1]).toMatchObject({ workflowId: 'restore/main', detail: 'go' });
   });
 
   it('prints the plan on --dry-run and touches nothing', async () => {
