@@ -5,6 +5,7 @@ import { Context, ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../common/config';
 import { targetOf } from '../common/config';
+import { durationMs } from '../common/duration';
 import { RunbookError, PERMANENT } from '../common/errors';
 import { applyRetentionPolicy } from '../common/retention';
 import { parseBackupId } from '../common/backup-id';
@@ -114,6 +115,7 @@ export function createActivities(deps: ActivityDeps) {
                   username: e.username,
                   password: e.password,
                   tls: e.tls,
+                  idleTimeoutMs: durationMs(target.captureIdleTimeout),
                   signal: ctx.cancellationSignal,
                 })
               ).stream;

@@ -148,6 +148,8 @@ export const targetSchema = z
     compressionLevel: z.number().int().min(1).max(19).optional(),
     retention: retentionSchema.default({ keepLast: 7, hourly: 0, daily: 7, weekly: 4, monthly: 6 }),
     schedules: z.array(scheduleSchema).default([]),
+    /** The longest silence tolerated from the server while capturing (the fork before the first byte included). */
+    captureIdleTimeout: duration.default('60s'),
     /** How many keys SCAN samples to count key prefixes for the manifest. */
     prefixSample: z.number().int().min(0).max(1_000_000).default(10_000),
     restore: restoreSchema.prefault({}),

@@ -11,8 +11,6 @@ import type { Manifest } from '../../common/types';
 import { findBackup, listBackups } from '../catalog';
 import type { Redis } from 'ioredis';
 import { connectTarget } from '../redis-target';
-import { artifactKeys } from '../../common/types';
-import { verifyCopy } from '../verify';
 import { keyring } from '../crypto/keys';
 import type { ActivityDeps } from '../index';
 import { localRdb, removeLocalRdb } from './local-rdb';
@@ -63,23 +61,9 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
           throw new RunbookError('BAD_INPUT', `backup ${entry.backupId} is of target ${entry.target}, not ${input.target}`);
         }
         const m = entry.manifest;
-        const key = artifactKeys(m.target, m.backupId).data(m.artifact.file);
-        let source: string | undefined;
-        const problems: string[] = [];
-        for (const d of entry.destinations) {
-          const check = await heartbeatEvery(5000, verifyCopy(stores(d), key, { ...m.artifact, rdb: m.rdb }, { keys }));
-          if (check.ok) {
-            source = d;
-            break;
-          }
-          problems.push(`${d}: ${check.detail}`);
-        }
-        if (!source)
-          throw new RunbookError(
-            'VERIFY_FAILED',
-            `no stored copy of ${m.backupId} verifies (${problems.join('; ')})`,
-            'pick another backup',
-          );
+        // The whole backup is fetched, decrypted, decompressed and checked against the manifest (checksums
+        // and the RDB header) now, before anyone approves: a bad backup is refused at the plan.
+        const { destination: source } = await heartbeatEvery(5000, localRdb(stores, m, entry.destinations, { keys }));
         const current = await withTarget(input.target, readTargetState);
         if (current.role !== 'master') {
           throw new RunbookError(
@@ -145,7 +129,10 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
       return run(async () => {
         const ctx = Context.current();
         const { manifest, destinations } = await manifestOf(input.backupId);
-        const rdbFile = await heartbeatEvery(5000, localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }));
+        const { file: rdbFile } = await heartbeatEvery(
+          5000,
+          localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }),
+        );
         return heartbeatEvery(
           5000,
           makeLive({
@@ -180,7 +167,10 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
       return run(async () => {
         const ctx = Context.current();
         const { manifest, destinations } = await manifestOf(input.backupId);
-        const rdbFile = await heartbeatEvery(5000, localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }));
+        const { file: rdbFile } = await heartbeatEvery(
+          5000,
+          localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }),
+        );
         const scratch = await startScratch(rdbFile);
         try {
           return await withTarget(input.target, async (client) => {

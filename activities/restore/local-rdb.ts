@@ -1,7 +1,8 @@
 // The backup's RDB as a local file for a restore: fetched once from the first destination whose copy
 // checks out, decompressed, and proven against the manifest's checksums before any byte reaches Redis.
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { RDB_HEADER_LENGTH, rdbVersionFromHeader } from '../../common/rdb';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,12 +17,17 @@ import type { StoreRegistry } from '../storage';
 
 export const restoreWorkDir = () => path.join(os.tmpdir(), 'redis-runbooks-restore');
 
-export async function localRdb(stores: StoreRegistry, manifest: Manifest, destinations: string[], opts: ReadOptions = {}): Promise<string> {
+export async function localRdb(
+  stores: StoreRegistry,
+  manifest: Manifest,
+  destinations: string[],
+  opts: ReadOptions = {},
+): Promise<{ file: string; destination: string }> {
   const { signal } = opts;
   const dir = path.join(restoreWorkDir(), manifest.backupId);
   const file = path.join(dir, 'dump.rdb');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (await matches(file, manifest, signal)) return file;
+  if (await matches(file, manifest, signal)) return { file, destination: 'the copy already on this worker' };
   const problems: string[] = [];
   for (const destination of destinations) {
     const tmp = `${file}.partial`;
@@ -47,8 +53,21 @@ export async function localRdb(stores: StoreRegistry, manifest: Manifest, destin
       await rm(tmp, { force: true });
       continue;
     }
+    // A manifest that lies about the RDB version would let a restore start that the target cannot load.
+    const head = Buffer.alloc(RDB_HEADER_LENGTH);
+    const fh = await open(tmp, 'r');
+    await fh.read(head, 0, RDB_HEADER_LENGTH, 0).finally(() => fh.close());
+    const actual = rdbVersionFromHeader(head);
+    if (actual !== manifest.rdb.version) {
+      await rm(tmp, { force: true });
+      throw new RunbookError(
+        'VERIFY_FAILED',
+        `the manifest of ${manifest.backupId} says RDB version ${manifest.rdb.version}, the file is version ${actual}`,
+        'the manifest cannot be trusted: pick another backup',
+      );
+    }
     await rename(tmp, file);
-    return file;
+    return { file, destination };
   }
   throw new RunbookError(
     'VERIFY_FAILED',
