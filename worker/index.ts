@@ -1,13 +1,13 @@
 // The worker: builds the clients once and injects them into the activities.
-import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { storeRegistry } from '../activities/storage';
 import type { Config } from '../common/config';
 import { dataConverterFor } from './payload-codec';
+import { workflowBundlePath } from './bundle';
 
-export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+export { workflowsPath } from './workflows-path';
 
 export interface RunbookWorkerOptions {
   config: Config;
@@ -43,7 +43,7 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
     namespace: config.temporal.namespace,
     taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
     ...(opts.identity ? { identity: opts.identity } : {}),
-    workflowsPath,
+    workflowBundle: { codePath: await workflowBundlePath() },
     activities,
     dataConverter: dataConverterFor(config),
     maxConcurrentActivityTaskExecutions: 8,
