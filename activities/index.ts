@@ -90,8 +90,15 @@ export function createActivities(deps: ActivityDeps) {
 
         const startedAt = new Date();
         // Heartbeats also while the server forks and before the first byte arrives.
+        // Heartbeats say the capture is alive only while bytes move: a pipeline stalled anywhere stops
+        // them, the heartbeat timeout fires, and another attempt starts (waiting for the server's first
+        // byte is bounded by captureIdleTimeout in the capture itself).
         let bytes = 0;
-        const beat = setInterval(() => ctx.heartbeat({ phase: bytes ? 'transfer' : 'waiting for the RDB', bytes }), 5_000);
+        let moved = Date.now();
+        const idleMs = durationMs(target.captureIdleTimeout);
+        const beat = setInterval(() => {
+          if (Date.now() - moved < idleMs) ctx.heartbeat({ phase: bytes ? 'transfer' : 'waiting for the RDB', bytes });
+        }, 5_000);
         try {
           const client = await connectTarget(input.target, target);
           let keyspace: CaptureResult['keyspace'];
@@ -130,9 +137,10 @@ export function createActivities(deps: ActivityDeps) {
             compression: target.compression,
             compressionLevel: target.compressionLevel,
             signal: ctx.cancellationSignal,
-            onProgress: (n) => {
-              bytes = n;
-              ctx.heartbeat({ phase: 'transfer', bytes });
+            onProgress: (raw, stored) => {
+              if (raw + stored !== bytes) moved = Date.now();
+              bytes = raw + stored;
+              ctx.heartbeat({ phase: 'transfer', bytes: raw });
             },
           });
           return {

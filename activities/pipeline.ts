@@ -30,7 +30,7 @@ export interface PipelineOptions {
   /** The age recipient to encrypt to; absent: stored unencrypted. */
   encryptTo?: string;
   /** Called with the raw bytes read so far, at most about once a second. */
-  onProgress?: (rawBytes: number) => void;
+  onProgress?: (rawBytes: number, storedBytes: number) => void;
   signal?: AbortSignal;
 }
 
@@ -131,13 +131,17 @@ export function fanOut(sinks: Writable[]): Writable {
   return new Writable({
     highWaterMark: 1 << 20,
     write(chunk: Buffer, _enc, cb) {
+      // A sink that is gone (destroyed) is not written to nor waited for: it never drains, and its
+      // failure is reported where it is consumed (the store's write, redis-check-rdb's result).
       let waiting = 0;
       const done = () => --waiting === 0 && cb();
       for (const s of sinks) {
-        if (!s.write(chunk)) {
-          waiting++;
-          s.once('drain', done);
-        }
+        if (s.destroyed || s.write(chunk) || s.destroyed) continue;
+        waiting++;
+        const onDrain = () => (s.off('close', onClose), done());
+        const onClose = () => (s.off('drain', onDrain), done());
+        s.once('drain', onDrain);
+        s.once('close', onClose);
       }
       if (waiting === 0) cb();
     },
@@ -180,23 +184,31 @@ export async function storeRdb(source: Readable, targets: StoreTarget[], opts: P
     branches.push(store.write(key, pass));
     return pass;
   });
+  // Progress is reported from both ends: bytes read from Redis, and bytes handed to the destinations.
+  let lastReport = 0;
+  const progress = () =>
+    new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        const now = Date.now();
+        if (opts.onProgress && now - lastReport > 1000) {
+          lastReport = now;
+          opts.onProgress(raw.bytes(), stored.bytes());
+        }
+        cb(null, chunk);
+      },
+    });
   branches.push(
-    pipeline(toCompress, compressor(opts.compression, opts.compressionLevel), encryptor(opts.encryptTo), stored, fanOut(passes)),
+    pipeline(
+      toCompress,
+      compressor(opts.compression, opts.compressionLevel),
+      encryptor(opts.encryptTo),
+      stored,
+      progress(),
+      fanOut(passes),
+    ),
   );
 
-  let lastReport = 0;
-  const progress = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      const now = Date.now();
-      if (opts.onProgress && now - lastReport > 1000) {
-        lastReport = now;
-        opts.onProgress(raw.bytes());
-      }
-      cb(null, chunk);
-    },
-  });
-
-  const main = pipeline(source, raw, progress, fanOut([check.stdin, toCompress]), { signal: opts.signal });
+  const main = pipeline(source, raw, progress(), fanOut([check.stdin, toCompress]), { signal: opts.signal });
   try {
     const [, , checked] = await Promise.all([main, Promise.all(branches), check.result]);
     if (headerError) throw headerError;
