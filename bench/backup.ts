@@ -7,7 +7,10 @@
 // Other knobs: BENCH_GZIP=0 skips (d), the gzip backup; BENCH_SHAPES=small-keys,large-values picks
 // shapes; BENCH_CPU_PROF=<dir> runs the worker with --cpu-prof into <dir>; BENCH_TMPDIR=<dir> puts the
 // temp dir (Redis dir, Temporal SQLite, backup destination, (b)'s output file) elsewhere than
-// os.tmpdir(); BENCH_KEEP=1 keeps it.
+// os.tmpdir(); BENCH_KEEP=1 keeps it; BENCH_BACKUP_TRIES (default 3) re-runs a failed `runbook backup`
+// (each failure is recorded); BENCH_BACKUP_TIMEOUT_S kills a run that hangs and terminates its workflow.
+// The results also go to bench/results/backup-<date>.json, with the CPU used by other processes on the
+// machine during each measurement ("foreign CPU"): on 2 cores, other jobs distort the numbers.
 //
 // Per shape:
 //   (a) redis-cli -p PORT --rdb /dev/null           the limit. redis-cli exits 1 there (fsync of
@@ -18,7 +21,7 @@
 //       process whose VmHWM is read), Temporal the official CLI dev server.
 //   (d) the same with compression gzip.
 // Throughput is RDB bytes / wall time, in MB/s (10^6 bytes).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +36,7 @@ import { fillLargeValues, LARGE_VALUE_SIZE, populateSmallKeys } from './datasets
 import {
   cleanup,
   cpuDelta,
+  machineBusySeconds,
   cpuTimes,
   installSignalHandlers,
   kill,
@@ -57,6 +61,24 @@ const KEEP = process.env.BENCH_KEEP === '1';
 const TMP = process.env.BENCH_TMPDIR ?? os.tmpdir();
 /** A failed `runbook backup` is recorded and run again, at most this many times in all. */
 const BACKUP_TRIES = Math.max(1, Number(process.env.BENCH_BACKUP_TRIES ?? 3));
+/**
+ * A `runbook backup` still running after this long is killed and its workflow terminated (and counted
+ * as a failed run). Default: 60 s + 20 times the shape's redis-cli time, at least 120 s.
+ */
+const BACKUP_TIMEOUT_S = process.env.BENCH_BACKUP_TIMEOUT_S ? Number(process.env.BENCH_BACKUP_TIMEOUT_S) : undefined;
+
+/** The code measured: the commit, and whether the work tree differed from it (BENCH_GIT_COMMIT outside a clone). */
+function codeVersion(): { commit: string; dirty: boolean | null } {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
+    return { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no').length > 0 };
+  } catch {
+    return { commit: process.env.BENCH_GIT_COMMIT ?? 'unknown', dirty: null };
+  }
+}
 
 const MB = 1e6;
 const MiB = 1024 * 1024;
@@ -96,6 +118,15 @@ const allShapes: Shape[] = [
 ];
 const shapes = allShapes.filter((s) => !ONLY || ONLY.includes(s.name));
 
+/**
+ * How busy the whole machine was during a measurement: the CPU-seconds of every process, and of those
+ * outside this bench (other users' jobs). On 2 cores, foreign load distorts the numbers.
+ */
+interface MachineLoad {
+  busyCpuSeconds: number;
+  foreignCpuSeconds: number;
+}
+
 interface ClientRun {
   seconds: number;
   rdbBytes: number;
@@ -103,6 +134,7 @@ interface ClientRun {
   exitCode: number | null;
   storedBytes?: number;
   cpu: { client: CpuTimes; redisFork: CpuTimes };
+  machine: MachineLoad;
 }
 
 interface BackupRun {
@@ -119,12 +151,15 @@ interface BackupRun {
   worker: {
     peakRssMiB: number;
     peakResetBeforeRun: boolean;
+    /** RSS just before the run: the peak minus this is what the backup itself added. */
+    rssBeforeMiB: number;
     sampledMaxRssMiB: number;
     sampledMaxTreeRssMiB: number;
     childPeakRssMiB: Record<string, number>;
     cpu: CpuTimes;
   };
   redisForkCpu: CpuTimes;
+  machine: MachineLoad;
   backupId: string;
   /** Activity attempts from the workflow history (1 = no retry), and the failures that caused retries. */
   attempts: Record<string, number>;
@@ -132,8 +167,26 @@ interface BackupRun {
   /** Every activity attempt that failed during this run, from the worker's log (with how long it ran). */
   failedActivityAttempts: FailedAttempt[];
   /** `runbook backup` calls that failed before this one succeeded (each retried by the bench). */
-  failedRuns: { seconds: number; error: string; failedActivityAttempts: FailedAttempt[] }[];
+  failedRuns: FailedRun[];
 }
+
+interface FailedRun {
+  seconds: number;
+  error: string;
+  failedActivityAttempts: FailedAttempt[];
+  /** For a run that hung: its pending activities when the bench gave up on it. */
+  pending?: string[];
+}
+
+/** Every one of BACKUP_TRIES `runbook backup` runs failed. */
+interface BackupFailed {
+  compression: 'zstd' | 'gzip';
+  failed: true;
+  failedRuns: FailedRun[];
+}
+
+type BackupOutcome = BackupRun | BackupFailed;
+const succeeded = (o: BackupOutcome | undefined): o is BackupRun => !!o && !('failed' in o);
 
 interface FailedAttempt {
   activity: string;
@@ -152,18 +205,22 @@ interface ShapeResult {
   rdbBytes: number;
   a: ClientRun;
   b: ClientRun;
-  c: BackupRun;
-  d?: BackupRun;
+  c: BackupOutcome;
+  d?: BackupOutcome;
 }
 
 async function main() {
+  const loadAtStart = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   mkdirSync(TMP, { recursive: true });
   const root = mkdtempSync(path.join(TMP, 'rr-bench-'));
   installSignalHandlers(() => {
     if (!KEEP) rmSync(root, { recursive: true, force: true });
   });
   log(
-    `scale ${SCALE}; temp dir ${root}${KEEP ? ' (kept)' : ''}; ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM`,
+    `scale ${SCALE}; temp dir ${root}${KEEP ? ' (kept)' : ''}; ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM; load average ${loadAtStart}`,
   );
 
   // ---- Redis -----------------------------------------------------------------------------------
@@ -262,6 +319,21 @@ async function main() {
     `worker pid ${workerPid} ready after ${((Date.now() - t0) / 1000).toFixed(1)}s: RSS ${mib(workerStart.rss)} MiB, peak so far ${mib(workerStart.hwm)} MiB (workflow bundling)`,
   );
 
+  /** CPU-seconds used so far by this bench's own processes (itself, Redis, Temporal, the worker, their children). */
+  const ownCpu = () =>
+    [process.pid, redisPid, server.process.pid!, workerPid].reduce((n, pid) => {
+      const t = cpuTimes(pid);
+      return n + t.self + t.children;
+    }, 0);
+  const loadMeter = () => {
+    const busy0 = machineBusySeconds();
+    const own0 = ownCpu();
+    return (): MachineLoad => {
+      const busy = machineBusySeconds() - busy0;
+      return { busyCpuSeconds: round(busy, 2), foreignCpuSeconds: round(Math.max(0, busy - (ownCpu() - own0)), 2) };
+    };
+  };
+
   const connection = await Connection.connect({ address: server.address });
   onCleanup(() => connection.close());
   const temporal = new Client({ connection });
@@ -284,11 +356,11 @@ async function main() {
     return { attempts, retryFailures };
   };
 
-  const cli = (...args: string[]) =>
-    run(process.execPath, ['--import', 'tsx', 'cli/index.ts', '--config', configFile, ...args], { cwd: repoRoot });
+  const cli = (opts: { timeoutMs?: number }, ...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', 'cli/index.ts', '--config', configFile, ...args], { cwd: repoRoot, ...opts });
 
   // What starting the CLI costs, paid again by every `runbook backup` call.
-  const version = await cli('--version');
+  const version = await cli({ timeoutMs: 60_000 }, '--version');
   if (version.code !== 0) throw new Error(`runbook --version failed: ${version.stderr}`);
   const cliStartSeconds = round(version.seconds, 2);
 
@@ -298,11 +370,13 @@ async function main() {
     const redisCli = toolPath('redis-cli');
     const out = path.join(root, 'seed.rdb.gz');
     const cpu0 = { client: cpuTimes(process.pid), redis: cpuTimes(redisPid) };
+    const load = loadMeter();
     const r =
       mode === 'a'
         ? await run(redisCli, ['-h', '127.0.0.1', '-p', String(redis.port), '--rdb', '/dev/null'])
         : await run('sh', ['-c', `"$0" -p ${redis.port} --rdb - | gzip > "$1"`, redisCli, out]);
     await waitIdle(); // the fork child is reaped: its CPU time is in redis's cutime
+    const machine = load();
     const cpu = { client: cpuDelta(cpu0.client, cpuTimes(process.pid)), redisFork: cpuDelta(cpu0.redis, cpuTimes(redisPid)) };
     const text = r.stdout + r.stderr;
     const bytes = Number(/Transfer finished with success after (\d+) bytes/.exec(text)?.[1] ?? NaN);
@@ -315,7 +389,15 @@ async function main() {
       storedBytes = statSync(out).size;
       unlinkSync(out);
     }
-    return { seconds: round(r.seconds, 3), rdbBytes: bytes, mbps: round(bytes / MB / r.seconds, 1), exitCode: r.code, storedBytes, cpu };
+    return {
+      seconds: round(r.seconds, 3),
+      rdbBytes: bytes,
+      mbps: round(bytes / MB / r.seconds, 1),
+      exitCode: r.code,
+      storedBytes,
+      cpu,
+      machine,
+    };
   };
 
   /** The activity failures the worker logged from byte `from` of its log on. */
@@ -335,37 +417,63 @@ async function main() {
     return out;
   };
 
-  const backup = async (target: string, compression: 'zstd' | 'gzip'): Promise<BackupRun> => {
-    const failedRuns: BackupRun['failedRuns'] = [];
+  /** A hung run: what its workflows were waiting for, then terminate them (the bench moves on). */
+  const terminateRunning = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const w of temporal.workflow.list({ query: `ExecutionStatus="Running" AND WorkflowType="backupRedis"` })) {
+      const handle = temporal.workflow.getHandle(w.workflowId, w.runId);
+      const d = await handle.describe();
+      for (const a of d.raw.pendingActivities ?? []) {
+        const beat = a.lastHeartbeatTime?.seconds ? `${Math.round(Date.now() / 1000 - Number(a.lastHeartbeatTime.seconds))}s ago` : 'never';
+        out.push(
+          `${w.workflowId}: ${a.activityType?.name} attempt ${a.attempt}, state ${a.state}, last heartbeat ${beat}, last failure: ${a.lastFailure?.message ?? 'none'}`,
+        );
+      }
+      await handle.terminate('bench: run timed out').catch(() => {});
+    }
+    return out;
+  };
+
+  const backup = async (target: string, compression: 'zstd' | 'gzip', timeoutS: number): Promise<BackupOutcome> => {
+    const failedRuns: FailedRun[] = [];
     for (let i = 1; ; i++) {
-      const r = await backupOnce(target, compression);
+      const r = await backupOnce(target, compression, timeoutS);
       if ('report' in r) return { ...r.report, failedRuns };
       failedRuns.push(r.failure);
       log(
         `  ${target}: runbook backup FAILED after ${r.failure.seconds}s (${r.failure.error}); ${r.failure.failedActivityAttempts.length} failed activity attempt(s): ${r.failure.failedActivityAttempts.map((f) => `${f.activity}#${f.attempt} ${f.durationMs}ms ${f.error}`).join(' | ')}`,
       );
-      if (i >= BACKUP_TRIES) throw new Error(`runbook backup ${target} failed ${i} time(s) in a row; worker log:\n${workerTail()}`);
+      if (r.failure.pending) log(`  pending when it was stopped: ${r.failure.pending.join(' | ') || 'nothing'}`);
+      if (i >= BACKUP_TRIES) {
+        log(`  ${target}: giving up after ${i} failed run(s); last lines of the worker log:\n${workerTail()}`);
+        return { compression, failed: true, failedRuns };
+      }
     }
   };
 
   const backupOnce = async (
     target: string,
     compression: 'zstd' | 'gzip',
-  ): Promise<{ report: Omit<BackupRun, 'failedRuns'> } | { failure: BackupRun['failedRuns'][number] }> => {
+    timeoutS: number,
+  ): Promise<{ report: Omit<BackupRun, 'failedRuns'> } | { failure: FailedRun }> => {
     await waitIdle();
+    const rssBefore = memory(workerPid).rss;
     const peakReset = resetPeak(workerPid);
     const cpu0 = { worker: cpuTimes(workerPid), redis: cpuTimes(redisPid) };
+    const load = loadMeter();
     const sampler = sampleMemory(workerPid, 250);
     const logFrom = statSync(workerLog).size;
-    const r = await cli('--json', 'backup', target, '--wait');
+    const r = await cli({ timeoutMs: timeoutS * 1000 }, '--json', 'backup', target, '--wait');
+    const pending = r.timedOut ? await terminateRunning() : undefined;
     const mem: MemorySample = sampler.stop();
     const hwm = memory(workerPid).hwm;
     await waitIdle();
     const cpu = { worker: cpuDelta(cpu0.worker, cpuTimes(workerPid)), redis: cpuDelta(cpu0.redis, cpuTimes(redisPid)) };
+    const machine = load();
     const failedActivityAttempts = failedAttempts(logFrom);
     if (r.code !== 0) {
-      const error = `exit ${r.code ?? r.signal}: ${r.stderr.trim().split('\n')[0]}`;
-      return { failure: { seconds: round(r.seconds, 3), error, failedActivityAttempts } };
+      const error = r.timedOut ? `no result after ${timeoutS}s: killed` : `exit ${r.code ?? r.signal}: ${r.stderr.trim().split('\n')[0]}`;
+      return { failure: { seconds: round(r.seconds, 3), error, failedActivityAttempts, pending } };
     }
     const report = JSON.parse(r.stdout) as BackupReport;
     const m = report.manifest;
@@ -385,12 +493,14 @@ async function main() {
       worker: {
         peakRssMiB: mib(Math.max(hwm, mem.maxRss)),
         peakResetBeforeRun: peakReset,
+        rssBeforeMiB: mib(rssBefore),
         sampledMaxRssMiB: mib(mem.maxRss),
         sampledMaxTreeRssMiB: mib(mem.maxTreeRss),
         childPeakRssMiB: Object.fromEntries(Object.entries(mem.maxByCommand).map(([k, v]) => [k, mib(v)])),
         cpu: cpu.worker,
       },
       redisForkCpu: cpu.redis,
+      machine,
       backupId: report.backupId,
       attempts,
       retryFailures,
@@ -401,7 +511,8 @@ async function main() {
 
   // Warm-up: a tiny backup, so that the measured ones do not pay first-use costs.
   await client.call('DEBUG', 'POPULATE', '1000', 'warm', '100');
-  const warm = await backup('warmup', 'zstd');
+  const warm = await backup('warmup', 'zstd', 120);
+  if (!succeeded(warm)) throw new Error('the warm-up backup failed');
   log(`warm-up backup: ${warm.seconds}s (CLI start alone: ${cliStartSeconds}s)`);
   await client.flushall();
 
@@ -419,16 +530,17 @@ async function main() {
     log(`${shape.name} (a) redis-cli --rdb /dev/null: ${a.seconds}s, ${(a.rdbBytes / MB).toFixed(1)} MB, ${a.mbps} MB/s`);
     const b = await measureRedisCli('b');
     log(`${shape.name} (b) redis-cli --rdb - | gzip: ${b.seconds}s, ${b.mbps} MB/s`);
-    const c = await backup('bench-zstd', 'zstd');
-    log(
-      `${shape.name} (c) runbook backup (zstd): ${c.seconds}s, ${c.mbps} MB/s, capture ${c.captureMs} ms, peak RSS ${c.worker.peakRssMiB} MiB`,
-    );
-    let d: BackupRun | undefined;
+    const timeoutS = BACKUP_TIMEOUT_S ?? Math.max(120, Math.round(60 + 20 * a.seconds));
+    const describe = (o: BackupOutcome) =>
+      succeeded(o)
+        ? `${o.seconds}s, ${o.mbps} MB/s, capture ${o.captureMs} ms, peak RSS ${o.worker.peakRssMiB} MiB`
+        : `FAILED ${o.failedRuns.length} time(s)`;
+    const c = await backup('bench-zstd', 'zstd', timeoutS);
+    log(`${shape.name} (c) runbook backup (zstd): ${describe(c)}`);
+    let d: BackupOutcome | undefined;
     if (WITH_GZIP) {
-      d = await backup('bench-gzip', 'gzip');
-      log(
-        `${shape.name} (d) runbook backup (gzip): ${d.seconds}s, ${d.mbps} MB/s, capture ${d.captureMs} ms, peak RSS ${d.worker.peakRssMiB} MiB`,
-      );
+      d = await backup('bench-gzip', 'gzip', timeoutS);
+      log(`${shape.name} (d) runbook backup (gzip): ${describe(d)}`);
     }
     results.push({
       shape: shape.name,
@@ -449,7 +561,7 @@ async function main() {
   }
 
   const totalSeconds = round((Date.now() - t0) / 1000, 1);
-  process.stdout.write(render(results, { cliStartSeconds, workerStart, totalSeconds, redisVersion }));
+  process.stdout.write(render(results, { cliStartSeconds, workerStart, totalSeconds, redisVersion, loadAtStart }));
 
   const resultsDir = path.join(repoRoot, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
@@ -462,6 +574,7 @@ async function main() {
     benchmark: 'backup',
     date: new Date().toISOString(),
     scale: SCALE,
+    code: codeVersion(),
     machine: {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model,
@@ -469,12 +582,14 @@ async function main() {
       node: process.version,
       redis: redisVersion,
       tmpDir: TMP,
+      loadAverageAtStart: loadAtStart,
     },
     notes: [
       "(a) redis-cli --rdb /dev/null exits 1 (fsync of /dev/null fails after the transfer): accepted when it printed 'Transfer finished with success'",
       '(b) the seeds\' pipeline: sh -c "redis-cli -p PORT --rdb - | gzip > FILE" (gzip -6, no fsync), FILE in the temp dir',
       '(c)/(d) wall time of `runbook --json backup <target> --wait` (CLI start, preflight, capture, verify, manifest, retention, report); local destination in the temp dir, fsynced',
       'MB = 10^6 bytes; throughput = RDB bytes / wall time; RSS in MiB',
+      'machine.foreignCpuSeconds: CPU used during the measurement by processes outside the bench (other jobs); large values mean the numbers are distorted',
     ],
     cliStartSeconds,
     worker: { startRssMiB: mib(workerStart.rss), startPeakRssMiB: mib(workerStart.hwm), cpuProfileDir: CPU_PROF_DIR ?? null },
@@ -503,7 +618,13 @@ function tries(c: BackupRun): string {
 
 function render(
   results: ShapeResult[],
-  meta: { cliStartSeconds: number; workerStart: { rss: number; hwm: number }; totalSeconds: number; redisVersion: string },
+  meta: {
+    cliStartSeconds: number;
+    workerStart: { rss: number; hwm: number };
+    totalSeconds: number;
+    redisVersion: string;
+    loadAtStart: string;
+  },
 ): string {
   const f = (n: number, d = 1) => n.toFixed(d);
   const rows: string[][] = [
@@ -523,7 +644,8 @@ function render(
       'stored MB',
       'ratio',
       'b stored MB',
-      'peak RSS MiB',
+      'peak RSS MiB (+run)',
+      'tries',
     ],
   ];
   const steps: string[][] = [
@@ -543,11 +665,38 @@ function render(
       'children CPU s',
       'redis fork CPU s',
       'tree RSS MiB',
+      'foreign CPU s a/b/c',
     ],
   ];
   for (const r of results) {
     for (const c of [r.c, r.d]) {
       if (!c) continue;
+      if (!succeeded(c)) {
+        const cells = [
+          r.shape,
+          String(r.dbsize),
+          f(r.rdbBytes / MB),
+          f(r.a.seconds, 2),
+          f(r.a.mbps),
+          f(r.b.seconds, 2),
+          f(r.b.mbps),
+          c.compression,
+        ];
+        rows.push([
+          ...cells,
+          'FAILED',
+          '-',
+          '-',
+          '-',
+          '-',
+          '-',
+          f((r.b.storedBytes ?? 0) / MB),
+          '-',
+          `${c.failedRuns.length} failed run(s)`,
+        ]);
+        steps.push([r.shape, c.compression, ...Array<string>(14).fill('-')]);
+        continue;
+      }
       rows.push([
         r.shape,
         String(r.dbsize),
@@ -564,7 +713,7 @@ function render(
         f(c.storedBytes / MB),
         f(c.ratio, 2),
         f((r.b.storedBytes ?? 0) / MB),
-        f(c.worker.peakRssMiB),
+        `${f(c.worker.peakRssMiB)} (+${f(c.worker.peakRssMiB - c.worker.rssBeforeMiB)})`,
         tries(c),
       ]);
       const ms = (k: string) => String(c.steps[k] ?? '-');
@@ -584,25 +733,31 @@ function render(
         f(c.worker.cpu.children),
         f(c.redisForkCpu.self + c.redisForkCpu.children),
         f(c.worker.sampledMaxTreeRssMiB),
+        `${f(r.a.machine.foreignCpuSeconds)}/${f(r.b.machine.foreignCpuSeconds)}/${f(c.machine.foreignCpuSeconds)}`,
       ]);
     }
   }
   const targets = results.flatMap((r) =>
     [r.c, r.d]
-      .filter((c): c is BackupRun => !!c)
+      .filter((c): c is BackupOutcome => !!c)
       .map((c) => {
+        if (!succeeded(c)) return `  ${r.shape} ${c.compression}: FAILED (${c.failedRuns.map((fr) => fr.error).join('; ')})`;
         const ratio = r.a.seconds / c.seconds;
         return `  ${r.shape} ${c.compression}: c/a ${ratio.toFixed(2)} ${ratio >= 0.8 ? 'ok' : 'BELOW 0.8'}; peak RSS ${c.worker.peakRssMiB} MiB ${c.worker.peakRssMiB < 256 ? 'ok' : 'ABOVE 256'}`;
       }),
   );
   const failures = results.flatMap((r) =>
     [r.c, r.d]
-      .filter((c): c is BackupRun => !!c)
-      .flatMap((c) =>
-        [...c.failedRuns.flatMap((fr) => fr.failedActivityAttempts), ...c.failedActivityAttempts].map(
+      .filter((c): c is BackupOutcome => !!c)
+      .flatMap((c) => [
+        ...c.failedRuns.map(
+          (fr) =>
+            `  ${r.shape} ${c.compression}: a whole run failed after ${fr.seconds}s: ${fr.error}${fr.pending?.length ? ` (pending: ${fr.pending.join(' | ')})` : ''}`,
+        ),
+        ...[...c.failedRuns.flatMap((fr) => fr.failedActivityAttempts), ...(succeeded(c) ? c.failedActivityAttempts : [])].map(
           (f) => `  ${r.shape} ${c.compression}: ${f.activity} attempt ${f.attempt} failed after ${f.durationMs} ms: ${f.error}`,
         ),
-      ),
+      ]),
   );
   return [
     '',
@@ -616,9 +771,15 @@ function render(
     table(steps, 2),
     '',
     `runbook CLI start alone (--version): ${meta.cliStartSeconds}s; worker at start: RSS ${mib(meta.workerStart.rss)} MiB, peak ${mib(meta.workerStart.hwm)} MiB (bundling; reset before each backup)`,
+    `foreign CPU = CPU-seconds used during a measurement by processes outside this bench (other jobs on the machine; 0 on a quiet machine); load average at start ${meta.loadAtStart}`,
     'targets (c/a >= 0.8, worker peak RSS < 256 MiB):',
     ...targets,
-    ...(failures.length ? ['failed activity attempts (the run retried them; c includes that time):', ...failures] : []),
+    ...(failures.length
+      ? [
+          'failures (Temporal retried failed activity attempts within a run, and c includes that time; the bench re-ran failed runs):',
+          ...failures,
+        ]
+      : []),
     `total ${meta.totalSeconds}s`,
     '',
   ].join('\n');

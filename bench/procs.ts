@@ -81,24 +81,34 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   seconds: number;
+  /** Killed (with its process group) because it ran longer than timeoutMs. */
+  timedOut: boolean;
 }
 
 /** Runs a command in its own process group and times it from spawn to the end of its output. */
-export function run(
-  command: string,
-  args: string[],
-  opts: SpawnOptions & { onSpawn?: (c: ChildProcess) => void } = {},
-): Promise<RunResult> {
+export function run(command: string, args: string[], opts: SpawnOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = track(spawn(command, args, { ...opts, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }), true);
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          kill(child, 'SIGKILL', true);
+        }, opts.timeoutMs)
+      : undefined;
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
-    opts.onSpawn?.(child);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, seconds: Number(process.hrtime.bigint() - t0) / 1e9, timedOut });
+    });
   });
 }
 
@@ -145,6 +155,13 @@ export function cpuTimes(pid: number): CpuTimes {
 
 export function cpuDelta(a: CpuTimes, b: CpuTimes): CpuTimes {
   return { self: round(b.self - a.self, 2), children: round(b.children - a.children, 2) };
+}
+
+/** CPU-seconds all CPUs of the machine have been busy (not idle or iowait) since boot. */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!; // cpu  user nice system idle iowait irq softirq steal ...
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / CLK_TCK;
 }
 
 /** VmRSS and VmHWM (peak RSS) in bytes. */
