@@ -19,6 +19,8 @@ export interface DirListing {
   destination: string;
   withManifest: Map<string, Manifest>;
   withoutManifest: string[];
+  /** A manifest that does not parse or names another backup: tampering or damage, never deleted. */
+  invalidManifest: string[];
 }
 
 export async function listDestination(stores: StoreRegistry, destination: string, target: string): Promise<DirListing> {
@@ -26,15 +28,17 @@ export async function listDestination(stores: StoreRegistry, destination: string
   const dirs = (await store.listDirs(target)).filter(isBackupId);
   const withManifest = new Map<string, Manifest>();
   const withoutManifest: string[] = [];
+  const invalidManifest: string[] = [];
   await Promise.all(
     dirs.map(async (id) => {
       const text = await store.readText(artifactKeys(target, id).manifest);
       const manifest = text ? parseManifest(text) : null;
       if (manifest && manifest.backupId === id && manifest.target === target) withManifest.set(id, manifest);
+      else if (text) invalidManifest.push(id);
       else withoutManifest.push(id);
     }),
   );
-  return { destination, withManifest, withoutManifest };
+  return { destination, withManifest, withoutManifest, invalidManifest };
 }
 
 function parseManifest(text: string): Manifest | null {

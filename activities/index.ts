@@ -228,7 +228,7 @@ export type Activities = ReturnType<typeof createActivities>;
 
 export async function retention(deps: ActivityDeps, targetName: string, dryRun: boolean): Promise<RetentionOutcome> {
   const target = targetOf(deps.config, targetName);
-  const outcome: RetentionOutcome = { dryRun, kept: [], deleted: [], abandoned: [] };
+  const outcome: RetentionOutcome = { dryRun, kept: [], deleted: [], abandoned: [], suspicious: [] };
   const kept = new Map<string, Set<string>>();
   for (const destination of target.destinations) {
     const store = deps.stores(destination);
@@ -255,6 +255,7 @@ export async function retention(deps: ActivityDeps, targetName: string, dryRun: 
       if (!dryRun) await store.removeDir(artifactKeys(targetName, id).dir);
       if (!outcome.abandoned.includes(id)) outcome.abandoned.push(id);
     }
+    for (const id of listing.invalidManifest) if (!outcome.suspicious.includes(id)) outcome.suspicious.push(`${destination}:${id}`);
   }
   outcome.kept = [...kept].map(([backupId, reasons]) => ({ backupId, reasons: [...reasons] }));
   return outcome;

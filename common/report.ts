@@ -16,6 +16,7 @@ export function renderBackupText(r: BackupReport): string {
     ...m.verification.copies.map((c) => `  ${c.ok ? 'verified' : 'FAILED  '} ${c.destination}: ${c.detail}`),
     `  retention: kept ${r.retention.kept.length}, deleted ${r.retention.deleted.length}${r.retention.abandoned.length ? `, cleared ${r.retention.abandoned.length} abandoned` : ''}`,
     ...m.redis.warnings.map((w) => `  warning: ${w}`),
+    ...r.retention.suspicious.map((s) => `  warning: ${s} has a damaged or foreign manifest; left alone, look at it`),
     `  steps: ${r.steps.map((s) => `${s.name} ${(s.durationMs / 1000).toFixed(1)}s`).join(', ')}`,
   ];
   return lines.join('\n') + '\n';

@@ -97,6 +97,8 @@ export interface RetentionOutcome {
   deleted: string[];
   /** Folders with no manifest whose run has ended (failed or killed); their files are removed. */
   abandoned: string[];
+  /** Folders whose manifest is damaged or names another backup: left alone for a person to look at. */
+  suspicious: string[];
 }
 
 export interface BackupReport {

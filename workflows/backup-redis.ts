@@ -82,7 +82,7 @@ export async function backupRedis(input: BackupInput): Promise<BackupReport> {
   await step('manifest', () => quick.writeManifest(manifest));
   // A restore's safety backup skips retention: it must not delete the backup being restored.
   const retention = input.skipRetention
-    ? { dryRun: true, kept: [], deleted: [], abandoned: [] }
+    ? { dryRun: true, kept: [], deleted: [], abandoned: [], suspicious: [] }
     : await step('retention', () => quick.applyRetention({ target: input.target, dryRun: false }));
 
   const report: BackupReport = { backupId, target: input.target, ok: true, manifest, retention, steps: status.steps, text: '' };

@@ -27,7 +27,11 @@ export async function localRdb(
   const dir = path.join(restoreWorkDir(), manifest.backupId);
   const file = path.join(dir, 'dump.rdb');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (await matches(file, manifest, signal)) return { file, destination: 'the copy already on this worker' };
+  if (await matches(file, manifest, signal)) {
+    // Its bytes are the backup's, but the manifest's version must still be checked against them.
+    await checkVersion(file, manifest);
+    return { file, destination: 'the copy already on this worker' };
+  }
   const problems: string[] = [];
   for (const destination of destinations) {
     const tmp = `${file}.partial`;
@@ -53,18 +57,11 @@ export async function localRdb(
       await rm(tmp, { force: true });
       continue;
     }
-    // A manifest that lies about the RDB version would let a restore start that the target cannot load.
-    const head = Buffer.alloc(RDB_HEADER_LENGTH);
-    const fh = await open(tmp, 'r');
-    await fh.read(head, 0, RDB_HEADER_LENGTH, 0).finally(() => fh.close());
-    const actual = rdbVersionFromHeader(head);
-    if (actual !== manifest.rdb.version) {
+    try {
+      await checkVersion(tmp, manifest);
+    } catch (err) {
       await rm(tmp, { force: true });
-      throw new RunbookError(
-        'VERIFY_FAILED',
-        `the manifest of ${manifest.backupId} says RDB version ${manifest.rdb.version}, the file is version ${actual}`,
-        'the manifest cannot be trusted: pick another backup',
-      );
+      throw err;
     }
     await rename(tmp, file);
     return { file, destination };
@@ -74,6 +71,21 @@ export async function localRdb(
     `no copy of ${manifest.backupId} checks out (${problems.join('; ')})`,
     'nothing was changed on the target; pick another backup',
   );
+}
+
+/** A manifest that lies about the RDB version would let a restore start that the target cannot load. */
+async function checkVersion(file: string, manifest: Manifest): Promise<void> {
+  const head = Buffer.alloc(RDB_HEADER_LENGTH);
+  const fh = await open(file, 'r');
+  await fh.read(head, 0, RDB_HEADER_LENGTH, 0).finally(() => fh.close());
+  const actual = rdbVersionFromHeader(head);
+  if (actual !== manifest.rdb.version) {
+    throw new RunbookError(
+      'VERIFY_FAILED',
+      `the manifest of ${manifest.backupId} says RDB version ${manifest.rdb.version}, the file is version ${actual}`,
+      'the manifest cannot be trusted: pick another backup',
+    );
+  }
 }
 
 async function matches(file: string, manifest: Manifest, signal?: AbortSignal): Promise<boolean> {

@@ -25,6 +25,7 @@ export const retentionCommand = new Command('retention')
         [
           ...outcome.kept.map((k) => `keep   ${k.backupId} (${k.reasons.join(', ')})`),
           ...outcome.deleted.map((id) => `${dryRun ? 'delete' : 'deleted'} ${id}`),
+          ...outcome.suspicious.map((id) => `leave  ${id} (its manifest is damaged or names another backup: look at it)`),
           ...outcome.abandoned.map((id) => `${dryRun ? 'clear' : 'cleared'}  ${id} (unfinished run that ended)`),
           `${verb} ${outcome.deleted.length} backup(s), kept ${outcome.kept.length}${dryRun ? ' (dry run: nothing was deleted)' : ''}`,
           '',
