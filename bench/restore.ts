@@ -4,7 +4,8 @@
 //
 //   npm run bench:restore                      ~4M small keys (200-byte values), as bench:backup's (i)
 //   BENCH_SCALE=0.05 npx tsx bench/restore.ts  quick run
-//   BENCH_STRATEGIES=replica-promote,file-swap  pick strategies (default: all three)
+//   BENCH_STRATEGIES=replica-promote,file-swap  pick strategies (default: all; replica-promote-scratch is
+//                                              replica-promote with a scratch redis-server as the master)
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -23,8 +24,8 @@ import { startDevServer } from '../worker/dev-server';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const KEYS = Math.round(4_000_000 * SCALE);
-const STRATEGIES = (process.env.BENCH_STRATEGIES ?? 'replica-promote,file-swap,logical').split(',') as (
-  'replica-promote' | 'file-swap' | 'logical'
+const STRATEGIES = (process.env.BENCH_STRATEGIES ?? 'replica-promote,replica-promote-scratch,file-swap,logical').split(',') as (
+  'replica-promote' | 'replica-promote-scratch' | 'file-swap' | 'logical'
 )[];
 const root = mkdtempSync(path.join(process.env.BENCH_TMPDIR ?? os.tmpdir(), 'rr-bench-restore-'));
 const pids: number[] = [];
@@ -154,7 +155,7 @@ ${STRATEGIES.map(
     destinations: [disk]
     retention: { keepLast: 5 }
     restore:
-      strategy: ${st}
+      strategy: ${st === 'replica-promote-scratch' ? 'replica-promote\n      master: scratch' : st}
       approvers: [bench]
       pauseLimit: 120s
       ${st === 'file-swap' ? `fileSwap: { start: "${targets[st]!.start}" }` : ''}`,

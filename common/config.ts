@@ -105,7 +105,12 @@ export const restoreSchema = z
     /** Each CLIENT PAUSE lasts this long and is renewed while the restore runs: the bound if the runbook dies. */
     pauseLimit: duration.default('60s'),
     writers: z.array(writerSchema).default([]),
-    /** The address the target reaches the worker's scratch server at (replica-promote). */
+    /**
+     * replica-promote's master: 'worker' answers the replication handshake itself and sends the RDB
+     * as it is; 'scratch' starts a redis-server on it (slower: it loads, forks and re-serialises).
+     */
+    master: z.enum(['worker', 'scratch']).default('worker'),
+    /** The address the target reaches the worker (and its scratch servers) at. */
     scratchHost: z.string().default('127.0.0.1'),
     fileSwap: z
       .strictObject({

@@ -17,6 +17,7 @@ import type { MakeLiveResult, TargetState } from '../../common/restore-types';
 import { connectTarget, endpointOf, parseInfo, parseKeyspace } from '../redis-target';
 import { restoreWorkDir } from './local-rdb';
 import { isScratchPassword, startScratch } from './scratch';
+import { serveRdb } from './rdb-master';
 
 export interface MakeLiveContext {
   targetName: string;
@@ -64,9 +65,19 @@ async function until(what: string, timeoutMs: number, ctx: MakeLiveContext, prob
   }
 }
 
+/** The master the target replicates the backup from: the worker itself (default) or a scratch server. */
+async function backupMaster(ctx: MakeLiveContext) {
+  const { scratchHost, master } = ctx.target.restore;
+  if (master === 'worker') {
+    const m = await serveRdb(ctx.rdbFile, scratchHost);
+    return { host: m.host, port: m.port, password: m.password, what: 'the worker serving the RDB as a master', stop: () => m.close() };
+  }
+  const s = await startScratch(ctx.rdbFile, scratchHost);
+  return { host: s.host, port: s.port, password: s.password, what: 'a scratch redis-server', stop: () => s.stop() };
+}
+
 async function replicaPromote(ctx: MakeLiveContext): Promise<string> {
-  const restore = ctx.target.restore;
-  const scratch = await startScratch(ctx.rdbFile, restore.scratchHost);
+  const scratch = await backupMaster(ctx);
   const client = await connectTarget(ctx.targetName, ctx.target).catch(async (err: unknown) => {
     await scratch.stop(); // a target that cannot be reached must not leave the scratch server running
     throw err;
@@ -90,7 +101,7 @@ async function replicaPromote(ctx: MakeLiveContext): Promise<string> {
       await rm(own.file, { force: true });
     }
     return (
-      `replicated from a scratch server at ${scratch.host}:${scratch.port}, then promoted` +
+      `replicated from ${scratch.what} at ${scratch.host}:${scratch.port}, then promoted` +
       (own.lost
         ? "; the target's masterauth/masteruser had been replaced by an interrupted attempt on another worker and are now empty: set them again"
         : '')

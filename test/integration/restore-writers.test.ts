@@ -67,7 +67,8 @@ beforeAll(async () => {
   wcrash:
     url: ${crash.url}
     destinations: [disk]
-    restore: { approvers: [alice] }
+    # A scratch master: the test also proves that a killed worker's scratch server is cleaned up.
+    restore: { approvers: [alice], master: scratch }
   cli:
     url: ${cli.url}
     destinations: [disk]
