@@ -20,6 +20,7 @@
 //       the CLI as a child process, the worker another (node --import tsx, so its pid is the node
 //       process whose VmHWM is read), Temporal the official CLI dev server.
 //   (d) the same with compression gzip.
+//   (e) the same as (c), encrypted with age (encryption at rest); BENCH_AGE=0 skips it.
 // Throughput is RDB bytes / wall time, in MB/s (10^6 bytes).
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -29,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { Redis } from 'ioredis';
 import { toolPath } from '../common/tools';
+import { generateIdentity } from '../activities/crypto/age';
 import type { BackupReport } from '../common/types';
 import { freePort, startRedis } from '../test/support/redis';
 import { startDevServer } from '../worker/dev-server';
@@ -55,6 +57,7 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 if (!(SCALE > 0)) throw new Error(`BENCH_SCALE must be a positive number, not "${process.env.BENCH_SCALE}"`);
 const WITH_GZIP = process.env.BENCH_GZIP !== '0';
+const WITH_AGE = process.env.BENCH_AGE !== '0';
 const ONLY = process.env.BENCH_SHAPES?.split(',').map((s) => s.trim());
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
 const KEEP = process.env.BENCH_KEEP === '1';
@@ -138,7 +141,7 @@ interface ClientRun {
 }
 
 interface BackupRun {
-  compression: 'zstd' | 'gzip';
+  compression: 'zstd' | 'gzip' | 'zstd+age';
   seconds: number;
   mbps: number;
   rdbBytes: number;
@@ -180,7 +183,7 @@ interface FailedRun {
 
 /** Every one of BACKUP_TRIES `runbook backup` runs failed. */
 interface BackupFailed {
-  compression: 'zstd' | 'gzip';
+  compression: 'zstd' | 'gzip' | 'zstd+age';
   failed: true;
   failedRuns: FailedRun[];
 }
@@ -207,6 +210,8 @@ interface ShapeResult {
   b: ClientRun;
   c: BackupOutcome;
   d?: BackupOutcome;
+  /** (e) zstd, then age encryption: what encryption at rest costs. */
+  e?: BackupOutcome;
 }
 
 async function main() {
@@ -274,6 +279,9 @@ async function main() {
       `  warmup: { url: "${url}", destinations: [bench] }`,
       `  bench-zstd: { url: "${url}", destinations: [bench], compression: zstd }`,
       `  bench-gzip: { url: "${url}", destinations: [bench], compression: gzip }`,
+      `  bench-age: { url: "${url}", destinations: [bench], compression: zstd, encrypt: bench }`,
+      'encryption:',
+      '  keys: { bench: env:BENCH_AGE_KEY }',
       '',
     ].join('\n'),
   );
@@ -293,7 +301,7 @@ async function main() {
         configFile,
         'worker',
       ],
-      { cwd: repoRoot, detached: true, stdio: ['ignore', fd, fd] },
+      { cwd: repoRoot, detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, BENCH_AGE_KEY: generateIdentity() } },
     ),
     true,
   );
@@ -434,7 +442,7 @@ async function main() {
     return out;
   };
 
-  const backup = async (target: string, compression: 'zstd' | 'gzip', timeoutS: number): Promise<BackupOutcome> => {
+  const backup = async (target: string, compression: 'zstd' | 'gzip' | 'zstd+age', timeoutS: number): Promise<BackupOutcome> => {
     const failedRuns: FailedRun[] = [];
     for (let i = 1; ; i++) {
       const r = await backupOnce(target, compression, timeoutS);
@@ -453,7 +461,7 @@ async function main() {
 
   const backupOnce = async (
     target: string,
-    compression: 'zstd' | 'gzip',
+    compression: 'zstd' | 'gzip' | 'zstd+age',
     timeoutS: number,
   ): Promise<{ report: Omit<BackupRun, 'failedRuns'> } | { failure: FailedRun }> => {
     await waitIdle();
@@ -542,6 +550,11 @@ async function main() {
       d = await backup('bench-gzip', 'gzip', timeoutS);
       log(`${shape.name} (d) runbook backup (gzip): ${describe(d)}`);
     }
+    let e: BackupOutcome | undefined;
+    if (WITH_AGE) {
+      e = await backup('bench-age', 'zstd+age', timeoutS);
+      log(`${shape.name} (e) runbook backup (zstd, age-encrypted): ${describe(e)}`);
+    }
     results.push({
       shape: shape.name,
       description: shape.description,
@@ -554,6 +567,7 @@ async function main() {
       b,
       c,
       d,
+      e,
     });
     await client.flushall();
     // Drop this shape's backups: the destination would otherwise hold GBs until the end.
@@ -669,7 +683,7 @@ function render(
     ],
   ];
   for (const r of results) {
-    for (const c of [r.c, r.d]) {
+    for (const c of [r.c, r.d, r.e]) {
       if (!c) continue;
       if (!succeeded(c)) {
         const cells = [
@@ -738,7 +752,7 @@ function render(
     }
   }
   const targets = results.flatMap((r) =>
-    [r.c, r.d]
+    [r.c, r.d, r.e]
       .filter((c): c is BackupOutcome => !!c)
       .map((c) => {
         if (!succeeded(c)) return `  ${r.shape} ${c.compression}: FAILED (${c.failedRuns.map((fr) => fr.error).join('; ')})`;
@@ -746,8 +760,15 @@ function render(
         return `  ${r.shape} ${c.compression}: c/a ${ratio.toFixed(2)} ${ratio >= 0.8 ? 'ok' : 'BELOW 0.8'}; peak RSS ${c.worker.peakRssMiB} MiB ${c.worker.peakRssMiB < 256 ? 'ok' : 'ABOVE 256'}`;
       }),
   );
+  // Encryption at rest costs the throughput lost from (c) to (e): aim at most 15%.
+  for (const r of results) {
+    if (r.e && succeeded(r.e) && succeeded(r.c)) {
+      const cost = 1 - r.c.seconds / r.e.seconds;
+      targets.push(`  ${r.shape} encryption cost: ${(cost * 100).toFixed(1)}% of backup throughput ${cost <= 0.15 ? 'ok' : 'ABOVE 15%'}`);
+    }
+  }
   const failures = results.flatMap((r) =>
-    [r.c, r.d]
+    [r.c, r.d, r.e]
       .filter((c): c is BackupOutcome => !!c)
       .flatMap((c) => [
         ...c.failedRuns.map(

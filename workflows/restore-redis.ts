@@ -147,14 +147,6 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     await renewing;
   };
   try {
-    const safety = await step('safety backup', () =>
-      executeChild(backupRedis, {
-        workflowId: `restore/${target}/safety/${workflowInfo().runId}`,
-        args: [{ target, tags: ['pre-restore'], requestedBy: `restore:${input.requestedBy}`, skipRetention: true }],
-      }),
-    );
-    report.safetyBackupId = safety.backupId;
-
     await step('quiesce writers', async () => {
       pauseStarted = Date.now();
       for (const writer of plan.writers) {
@@ -181,6 +173,16 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
         })();
       }
     });
+
+    // Taken with writers already paused, the safety backup is exactly what a rollback must bring back:
+    // no write can fall between it and the restore.
+    const safety = await step('safety backup', () =>
+      executeChild(backupRedis, {
+        workflowId: `restore/${target}/safety/${workflowInfo().runId}`,
+        args: [{ target, tags: ['pre-restore'], requestedBy: `restore:${input.requestedBy}`, skipRetention: true }],
+      }),
+    );
+    report.safetyBackupId = safety.backupId;
 
     dataReplaced = true;
     report.makeLive = await step('make live', () => heavy.makeLive({ target, backupId: plan.backup.backupId }));

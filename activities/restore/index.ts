@@ -15,12 +15,39 @@ import { keyring } from '../crypto/keys';
 import type { ActivityDeps } from '../index';
 import { localRdb, removeLocalRdb } from './local-rdb';
 import { makeLive, readTargetState } from './make-live';
-import { startScratch } from './scratch';
+import { startScratch, type Scratch } from './scratch';
 import { pauseWriter, resumeWriter } from './writers';
 
 type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 
+/**
+ * Reference servers for verification, started while the target loads the backup. Kept in this
+ * process only: a verification running on another worker simply starts its own.
+ */
+function referencePool() {
+  const pending = new Map<string, Promise<Scratch>>();
+  return {
+    start(backupId: string, rdbFile: string): void {
+      if (pending.has(backupId)) return;
+      const p = startScratch(rdbFile);
+      p.catch(() => pending.delete(backupId));
+      pending.set(backupId, p);
+    },
+    async take(backupId: string, rdbFile: string): Promise<Scratch> {
+      const p = pending.get(backupId);
+      pending.delete(backupId);
+      return (p ? await p.catch(() => undefined) : undefined) ?? startScratch(rdbFile);
+    },
+    async drop(backupId: string): Promise<void> {
+      const p = pending.get(backupId);
+      pending.delete(backupId);
+      await p?.then((s) => s.stop()).catch(() => {});
+    },
+  };
+}
+
 export function createRestoreActivities(deps: ActivityDeps, run: Run) {
+  const references = referencePool();
   const { config, stores } = deps;
   const keys = deps.keys ?? keyring(config);
   const writerOf = (target: string, name: string) => {
@@ -133,6 +160,8 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
           5000,
           localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }),
         );
+        // The reference that verification compares the target with loads meanwhile, on the other core.
+        references.start(input.backupId, rdbFile);
         return heartbeatEvery(
           5000,
           makeLive({
@@ -171,7 +200,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
           5000,
           localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }),
         );
-        const scratch = await startScratch(rdbFile);
+        const scratch = await references.take(input.backupId, rdbFile);
         try {
           return await withTarget(input.target, async (client) => {
             const now = await readTargetState(client);
@@ -203,7 +232,10 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
     },
 
     async removeRestoreFiles(input: { backupIds: string[] }): Promise<void> {
-      return run(async () => void (await Promise.all(input.backupIds.map(removeLocalRdb))));
+      return run(async () => {
+        await Promise.all(input.backupIds.map((id) => references.drop(id)));
+        await Promise.all(input.backupIds.map(removeLocalRdb));
+      });
     },
   };
 }

@@ -59,8 +59,8 @@ describe('restoreRedis', () => {
     expect(report.verification?.every((v) => v.ok)).toBe(true);
     expect(report.steps.map((s) => s.name)).toEqual([
       'plan',
-      'safety backup',
       'quiesce writers',
+      'safety backup',
       'make live',
       'after make-live check',
       'verify',
