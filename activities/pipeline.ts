@@ -70,33 +70,6 @@ export function childFilter(command: string, args: string[], label: string): Dup
   return duplex;
 }
 
-/**
- * Gathers small chunks (a socket gives 64 KiB) into ~1 MiB ones: every later stage then runs 16 times
- * less often per byte, for the price of one copy.
- */
-export function coalescer(size = 1 << 20): Transform {
-  let parts: Buffer[] = [];
-  let length = 0;
-  return new Transform({
-    readableHighWaterMark: 4 << 20,
-    transform(chunk: Buffer, _e, cb) {
-      if (length === 0 && chunk.length >= size) return cb(null, chunk);
-      parts.push(chunk);
-      length += chunk.length;
-      if (length >= size) {
-        const out = Buffer.concat(parts, length);
-        parts = [];
-        length = 0;
-        return cb(null, out);
-      }
-      cb();
-    },
-    flush(cb) {
-      cb(null, length ? Buffer.concat(parts, length) : undefined);
-    },
-  });
-}
-
 /** A pass-through that hashes and counts what flows through it. */
 export function digester(onHeader?: (head: Buffer) => void): Transform & { sha256(): string; bytes(): number } {
   const hash = createHash('sha256');
@@ -229,14 +202,13 @@ export async function storeRdb(source: Readable, targets: StoreTarget[], opts: P
       toCompress,
       compressor(opts.compression, opts.compressionLevel),
       encryptor(opts.encryptTo),
-      coalescer(),
       stored,
       progress(),
       fanOut(passes),
     ),
   );
 
-  const main = pipeline(source, coalescer(), raw, progress(), fanOut([check.stdin, toCompress]), { signal: opts.signal });
+  const main = pipeline(source, raw, progress(), fanOut([check.stdin, toCompress]), { signal: opts.signal });
   try {
     const [, , checked] = await Promise.all([main, Promise.all(branches), check.result]);
     if (headerError) throw headerError;

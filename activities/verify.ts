@@ -7,7 +7,7 @@ import { RunbookError } from '../common/errors';
 import type { Compression, CopyCheck, Encryption } from '../common/types';
 import { decryptStream } from './crypto/age';
 import type { Keyring } from './crypto/keys';
-import { coalescer, decompressor, digester } from './pipeline';
+import { decompressor, digester } from './pipeline';
 import type { Store } from './storage';
 
 export interface ExpectedArtifact {
@@ -40,7 +40,7 @@ export async function verifyCopy(store: Store, key: string, expected: ExpectedAr
   try {
     const source = await store.read(key);
     const sink = new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => cb() });
-    if (full) await pipeline(source, stored, decrypt, decompressor(expected.compression), coalescer(), raw, sink, { signal });
+    if (full) await pipeline(source, stored, decrypt, decompressor(expected.compression), raw, sink, { signal });
     else await pipeline(source, stored, sink, { signal });
   } catch (err) {
     // A copy that cannot be read or decompressed is a failed check, not a crash of the check.

@@ -109,25 +109,33 @@ function seal(key: Buffer, counter: bigint, last: boolean, plain: Buffer, push: 
   push(c.getAuthTag());
 }
 
-/** Collects a stream into fixed-size pieces and hands them on, holding back the newest one. */
+/**
+ * Cuts a stream into fixed-size pieces, holding back the newest one (the last chunk is flagged as
+ * such). Pieces are slices of the incoming buffers: only a piece that straddles two of them is copied.
+ */
 class Chunker {
-  private parts: Buffer[] = [];
-  private size = 0;
-  constructor(private readonly size0: number) {}
+  private held: Buffer | null = null;
+  constructor(private readonly size: number) {}
   push(data: Buffer, emit: (chunk: Buffer) => void): void {
-    this.parts.push(data);
-    this.size += data.length;
-    // Strictly more than a chunk: the last chunk must stay behind to be flagged as last.
-    while (this.size > this.size0) {
-      const all = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
-      emit(all.subarray(0, this.size0));
-      const rest = all.subarray(this.size0);
-      this.parts = rest.length ? [rest] : [];
-      this.size = rest.length;
+    let d = data;
+    if (this.held) {
+      if (this.held.length < this.size) {
+        const take = d.subarray(0, this.size - this.held.length);
+        this.held = Buffer.concat([this.held, take]);
+        d = d.subarray(take.length);
+      }
+      if (d.length === 0) return; // it may be the last chunk
+      emit(this.held);
+      this.held = null;
     }
+    while (d.length > this.size) {
+      emit(d.subarray(0, this.size));
+      d = d.subarray(this.size);
+    }
+    this.held = d.length ? d : null;
   }
   rest(): Buffer {
-    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+    return this.held ?? Buffer.alloc(0);
   }
 }
 
