@@ -59,6 +59,12 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
     const e = await findBackup(config, stores, backupId);
     return { manifest: e.manifest, destinations: e.destinations };
   };
+  /** The backup's RDB as a proven local file (fetched once per worker), with its manifest. */
+  const backupOnWorker = async (backupId: string, ctx: Context) => {
+    const { manifest, destinations } = await manifestOf(backupId);
+    const { file } = await heartbeatEvery(5000, localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }));
+    return { manifest, rdbFile: file };
+  };
   const withTarget = async <T>(target: string, fn: (c: Awaited<ReturnType<typeof connectTarget>>) => Promise<T>) => {
     const client = await connectTarget(target, targetOf(config, target));
     try {
@@ -155,11 +161,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
     async makeLive(input: { target: string; backupId: string }): Promise<MakeLiveResult> {
       return run(async () => {
         const ctx = Context.current();
-        const { manifest, destinations } = await manifestOf(input.backupId);
-        const { file: rdbFile } = await heartbeatEvery(
-          5000,
-          localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }),
-        );
+        const { rdbFile } = await backupOnWorker(input.backupId, ctx);
         // The reference that verification compares the target with loads meanwhile, on the other core.
         references.start(input.backupId, rdbFile);
         return heartbeatEvery(
@@ -195,11 +197,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
     async verifyRestore(input: { target: string; backupId: string; before: TargetState; sample?: number }): Promise<RestoreCheck[]> {
       return run(async () => {
         const ctx = Context.current();
-        const { manifest, destinations } = await manifestOf(input.backupId);
-        const { file: rdbFile } = await heartbeatEvery(
-          5000,
-          localRdb(stores, manifest, destinations, { keys, signal: ctx.cancellationSignal }),
-        );
+        const { manifest, rdbFile } = await backupOnWorker(input.backupId, ctx);
         const scratch = await references.take(input.backupId, rdbFile);
         try {
           return await withTarget(input.target, async (client) => {

@@ -87,32 +87,28 @@ export class S3Store implements Store {
     }
   }
 
-  async listDirs(prefix: string): Promise<string[]> {
+  /** One level of a folder-like prefix, page by page: its sub-folders and its files. */
+  private async listLevel(prefix: string): Promise<{ dirs: string[]; files: string[] }> {
     const base = `${this.objectKey(prefix)}/`;
-    const names: string[] = [];
+    const out = { dirs: [] as string[], files: [] as string[] };
     let token: string | undefined;
     do {
       const res = await this.client
         .send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: base, Delimiter: '/', ContinuationToken: token }))
         .catch((err) => this.refused(err));
-      for (const p of res.CommonPrefixes ?? []) if (p.Prefix) names.push(p.Prefix.slice(base.length, -1));
+      for (const p of res.CommonPrefixes ?? []) if (p.Prefix) out.dirs.push(p.Prefix.slice(base.length, -1));
+      for (const o of res.Contents ?? []) if (o.Key) out.files.push(o.Key.slice(base.length));
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
-    return names;
+    return out;
+  }
+
+  async listDirs(prefix: string): Promise<string[]> {
+    return (await this.listLevel(prefix)).dirs;
   }
 
   async listFiles(prefix: string): Promise<string[]> {
-    const base = `${this.objectKey(prefix)}/`;
-    const names: string[] = [];
-    let token: string | undefined;
-    do {
-      const res = await this.client
-        .send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: base, Delimiter: '/', ContinuationToken: token }))
-        .catch((err) => this.refused(err));
-      for (const o of res.Contents ?? []) if (o.Key) names.push(o.Key.slice(base.length));
-      token = res.IsTruncated ? res.NextContinuationToken : undefined;
-    } while (token);
-    return names;
+    return (await this.listLevel(prefix)).files;
   }
 
   async removeDir(prefix: string): Promise<void> {

@@ -6,7 +6,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { storeRegistry } from '../../activities/storage';
 import { parseConfig, type Config } from '../../common/config';
 import { artifactKeys, type BackupReport } from '../../common/types';
 import { digestAll, fillDataset } from '../support/dataset';
+import { failureOf } from '../support/failure';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startS3, type S3Server } from '../support/s3';
 import { startTemporal, workflowBundle } from '../support/temporal';
@@ -129,17 +129,6 @@ async function loadCopy(destination: string, target: string, report: BackupRepor
     await fresh.stop();
     rmSync(restoreDir, { recursive: true, force: true });
   }
-}
-
-async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  let cause = (err as WorkflowFailedError).cause as { type?: string; message: string; cause?: unknown } | undefined;
-  while (cause?.cause) cause = cause.cause as typeof cause;
-  return { type: cause?.type, message: cause?.message ?? '' };
 }
 
 describe('backupRedis', () => {

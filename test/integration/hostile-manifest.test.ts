@@ -2,7 +2,6 @@
 // restore plan must notice, and a manifest moved into another backup's folder must not pass for it.
 import { copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
 import { retention } from '../../activities';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBackup, listBackups, listDestination } from '../../activities/catalog';
@@ -11,6 +10,7 @@ import { storeRegistry } from '../../activities/storage';
 import { verifyCopy } from '../../activities/verify';
 import type { RestoreReport } from '../../common/restore-types';
 import { artifactKeys, type BackupReport, type Manifest } from '../../common/types';
+import { failureOf } from '../support/failure';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 
@@ -69,17 +69,6 @@ async function planDryRun(from: string): Promise<RestoreReport> {
     workflowId: `restore-plan/main/${++seq}-${Date.now()}`,
     args: [{ target: 'main', from, reason: 'x', requestedBy: 'me', dryRun: true }],
   });
-}
-
-async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  let cause = (err as WorkflowFailedError).cause as { type?: string; message: string; cause?: unknown } | undefined;
-  while (cause?.cause) cause = cause.cause as typeof cause;
-  return { type: cause?.type, message: cause?.message ?? '' };
 }
 
 describe('a manifest that lies', () => {

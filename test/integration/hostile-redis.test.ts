@@ -2,10 +2,10 @@
 // replication link: every kind of lie must end the run with a clear failure and no backup listed.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listBackups } from '../../activities/catalog';
 import { storeRegistry } from '../../activities/storage';
+import { failureOf } from '../support/failure';
 import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 
 type Mode = 'garbage' | 'oversized' | 'stall' | 'close-mid' | 'not-rdb' | 'bad-body';
@@ -143,17 +143,6 @@ async function fakeRedis(mode: Mode): Promise<FakeRedis> {
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  let cause = (err as WorkflowFailedError).cause as { type?: string; message: string; cause?: unknown } | undefined;
-  while (cause?.cause) cause = cause.cause as typeof cause;
-  return { type: cause?.type, message: cause?.message ?? '' };
 }
 
 const fakes = new Map<Mode, FakeRedis>();
