@@ -2,6 +2,7 @@
 // below), hash what is stored, and write it to every destination at once. Memory stays constant:
 // every stage honours backpressure, so the slowest destination sets the pace.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Duplex, PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -47,9 +48,19 @@ export function decompressor(kind: Compression): Duplex {
   return childFilter(toolPath('zstd'), ['-q', '-d', '-c', '--no-progress'], 'zstd -d');
 }
 
-/** Encryption at rest (age, X25519) when the target names a key; compressed bytes in, sealed chunks out. */
+/**
+ * Encryption at rest (age, X25519) when the target names a key; compressed bytes in, sealed chunks
+ * out. The age program does it beside the worker's thread, which the capture keeps busy; our own
+ * implementation of the same format (crypto/age.ts) is the fallback and does all the reading.
+ */
 export function encryptor(recipient?: string): Duplex {
-  return recipient ? encryptStream(recipient) : new PassThrough();
+  if (!recipient) return new PassThrough();
+  const age = toolPath('age');
+  return age !== 'age' || hasOnPath('age') ? childFilter(age, ['-e', '-r', recipient], 'age') : encryptStream(recipient);
+}
+
+function hasOnPath(program: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(`${dir}/${program}`));
 }
 
 /** A child process as a stream filter (stdin -> stdout) that fails when the child does. */
