@@ -18,7 +18,7 @@ import { parseConfig } from '../common/config';
 import type { RestoreReport } from '../common/restore-types';
 import type { BackupReport } from '../common/types';
 import { toolPath } from '../common/tools';
-import { freePort } from '../scripts/lib/redis-server';
+import { freePort, writeDaemonConf } from '../scripts/lib/redis-server';
 import { createRunbookWorker } from '../worker';
 import { startDevServer } from '../worker/dev-server';
 
@@ -36,24 +36,7 @@ const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 function daemon(name: string, port: number) {
   const dir = path.join(root, name);
   mkdirSync(dir, { recursive: true });
-  const conf = path.join(dir, 'redis.conf');
-  writeFileSync(
-    conf,
-    [
-      `port ${port}`,
-      'bind 127.0.0.1',
-      `dir ${dir}`,
-      'dbfilename dump.rdb',
-      'save ""',
-      'appendonly no',
-      'repl-diskless-sync yes',
-      'repl-diskless-sync-delay 0',
-      'enable-debug-command yes',
-      'daemonize yes',
-      `pidfile ${dir}/redis.pid`,
-      `logfile ${dir}/redis.log`,
-    ].join('\n'),
-  );
+  const conf = writeDaemonConf(dir, port, ['appendonly no', 'repl-diskless-sync yes']);
   const start = `${toolPath('redis-server')} ${conf} $REDIS_EXTRA_ARGS`;
   return {
     dir,
@@ -219,7 +202,10 @@ ${STRATEGIES.map(
   console.log(`  raw RDB load (the limit): ${s(rawLoadMs)} s; seeds' stop/swap/restart: ${s(seedsMs)} s (writers down all along)`);
   console.table(rows);
   mkdirSync(path.join('bench', 'results'), { recursive: true });
-  writeFileSync(path.join('bench', 'results', `restore-${result.date.slice(0, 10)}.json`), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(
+    path.join('bench', 'results', `restore-${result.date.slice(0, 10)}${SCALE === 1 ? '' : `-scale${SCALE}`}.json`),
+    JSON.stringify(result, null, 2) + '\n',
+  );
 }
 
 try {

@@ -1,6 +1,6 @@
 // Throwaway redis-server processes (tests, demo, bench): each on a free port in its own temp dir, never a system Redis.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -108,4 +108,30 @@ async function waitForPing(host: string, port: number, password: string | undefi
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`redis-server on port ${port} did not answer PING within 10 s`);
+}
+
+/**
+ * A config file for a redis-server run the way a host runs one (daemonized, with a pidfile), so that
+ * a runbook can stop it and start it again with a shell command. Returns the file's path.
+ */
+export function writeDaemonConf(dir: string, port: number, extra: string[] = []): string {
+  const conf = path.join(dir, 'redis.conf');
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      'dbfilename dump.rdb',
+      'save ""',
+      'repl-diskless-sync-delay 0',
+      'enable-debug-command yes',
+      'daemonize yes',
+      `pidfile ${path.join(dir, 'redis.pid')}`,
+      `logfile ${path.join(dir, 'redis.log')}`,
+      ...extra,
+      '',
+    ].join('\n'),
+  );
+  return conf;
 }

@@ -1,7 +1,7 @@
 // The three ways of making a backup live, each on the kind of target it is for, and the rollback a
 // failed verification triggers: on real Temporal and real redis-servers.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestoreReport } from '../../common/restore-types';
 import { toolPath } from '../../common/tools';
 import { digestAll, fillDataset } from '../support/dataset';
-import { freePort, startRedis, type RedisProcess } from '../support/redis';
+import { freePort, startRedis, writeDaemonConf, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 
 const PASSWORD_ENV = 'RR_STRATEGIES_TARGET_PASSWORD';
@@ -29,25 +29,7 @@ interface Daemon {
 
 function daemon(port: number): Daemon {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rr-daemon-'));
-  const conf = path.join(dir, 'redis.conf');
-  writeFileSync(
-    conf,
-    [
-      `port ${port}`,
-      'bind 127.0.0.1',
-      `dir ${dir}`,
-      'dbfilename dump.rdb',
-      'appendonly yes',
-      'appenddirname appendonlydir',
-      'save ""',
-      'repl-diskless-sync-delay 0',
-      'enable-debug-command yes',
-      'daemonize yes',
-      `pidfile ${path.join(dir, 'redis.pid')}`,
-      `logfile ${path.join(dir, 'redis.log')}`,
-      '',
-    ].join('\n'),
-  );
+  const conf = writeDaemonConf(dir, port, ['appendonly yes', 'appenddirname appendonlydir']);
   const clients: Redis[] = [];
   return {
     port,
