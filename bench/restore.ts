@@ -18,7 +18,7 @@ import { parseConfig } from '../common/config';
 import type { RestoreReport } from '../common/restore-types';
 import type { BackupReport } from '../common/types';
 import { toolPath } from '../common/tools';
-import { freePort, writeDaemonConf } from '../scripts/lib/redis-server';
+import { freePort, waitLoaded, writeDaemonConf } from '../scripts/lib/redis-server';
 import { createRunbookWorker } from '../worker';
 import { startDevServer } from '../worker/dev-server';
 
@@ -52,22 +52,6 @@ function daemon(name: string, port: number) {
   };
 }
 
-async function untilServing(port: number): Promise<void> {
-  for (;;) {
-    const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-      if ((await c.info('persistence')).includes('loading:0')) return;
-    } catch {
-      // not yet
-    } finally {
-      c.disconnect();
-    }
-    await sleep(20);
-  }
-}
-
 /** SHUTDOWN NOSAVE without ioredis's retry of the command on reconnect (which would take seconds). */
 async function shutdown(port: number): Promise<void> {
   const c = new Redis({ port, host: '127.0.0.1', retryStrategy: () => null, maxRetriesPerRequest: 0 });
@@ -89,7 +73,7 @@ async function main() {
   // The dataset, and its RDB as redis-cli --rdb writes it.
   const source = daemon('source', await freePort());
   await source.run();
-  await untilServing(source.port);
+  await waitLoaded(source.port);
   const src = new Redis({ port: source.port });
   log(`populating ${KEYS} keys`);
   await src.call('DEBUG', 'POPULATE', String(KEYS), 'key', '200');
@@ -104,7 +88,7 @@ async function main() {
   copyFileSync(rdb, path.join(raw.dir, 'dump.rdb'));
   let t0 = Date.now();
   await raw.run();
-  await untilServing(raw.port);
+  await waitLoaded(raw.port);
   const rawLoadMs = Date.now() - t0;
   log(`raw load ${s(rawLoadMs)} s`);
 
@@ -116,7 +100,7 @@ async function main() {
   await shutdown(raw.port);
   copyFileSync(rdb, path.join(raw.dir, 'dump.rdb'));
   await raw.run();
-  await untilServing(raw.port);
+  await waitLoaded(raw.port);
   const seedsMs = Date.now() - t0;
   log(`seeds' stop/swap/restart ${s(seedsMs)} s`);
   await shutdown(raw.port);
@@ -154,7 +138,7 @@ ${STRATEGIES.map(
     const target = targets[st]!;
     copyFileSync(rdb, path.join(target.dir, 'dump.rdb'));
     await target.run();
-    await untilServing(target.port);
+    await waitLoaded(target.port);
     const backup: BackupReport = await client.workflow.execute('backupRedis', {
       taskQueue: 'bench-restore',
       workflowId: `bench/backup/${st}/${Date.now()}`,

@@ -135,3 +135,22 @@ export function writeDaemonConf(dir: string, port: number, extra: string[] = [])
   );
   return conf;
 }
+
+/** Waits until a redis-server on the port answers and has loaded its dataset. */
+export async function waitLoaded(port: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      if ((await c.info('persistence')).includes('loading:0')) return;
+    } catch {
+      // starting or loading
+    } finally {
+      c.disconnect();
+    }
+    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} was not up and loaded within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

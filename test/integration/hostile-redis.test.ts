@@ -7,6 +7,7 @@ import { listBackups } from '../../activities/catalog';
 import { storeRegistry } from '../../activities/storage';
 import { failureOf } from '../support/failure';
 import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
+import { parseCommand } from '../support/resp';
 
 type Mode = 'garbage' | 'oversized' | 'stall' | 'close-mid' | 'not-rdb' | 'bad-body';
 const MODES: Mode[] = ['garbage', 'oversized', 'stall', 'close-mid', 'not-rdb', 'bad-body'];
@@ -39,25 +40,6 @@ const INFO = [
 
 const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
 const MAX_BUFFER = 64 * 1024; // a client that sends more than this without a full command is dropped
-
-/** Parses one RESP array or inline command from the front of `buf` (latin1). */
-function parseCommand(buf: string): { args: string[]; used: number } | undefined {
-  const eol = buf.indexOf('\r\n');
-  if (eol < 0) return undefined;
-  if (buf[0] !== '*') return { args: buf.slice(0, eol).split(' ').filter(Boolean), used: eol + 2 };
-  const n = Number(buf.slice(1, eol));
-  let pos = eol + 2;
-  const args: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const e = buf.indexOf('\r\n', pos);
-    if (e < 0) return undefined;
-    const len = Number(buf.slice(pos + 1, e));
-    if (buf.length < e + 2 + len + 2) return undefined;
-    args.push(buf.slice(e + 2, e + 2 + len));
-    pos = e + 2 + len + 2;
-  }
-  return { args, used: pos };
-}
 
 function onSync(mode: Mode, sock: net.Socket): void {
   switch (mode) {

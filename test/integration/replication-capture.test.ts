@@ -16,6 +16,7 @@ import { RunbookError } from '../../common/errors';
 import { rdbVersionFromHeader } from '../../common/rdb';
 import { toolPath } from '../../common/tools';
 import { freePort, startRedis, type RedisProcess } from '../support/redis';
+import { parseCommand } from '../support/resp';
 
 const run = promisify(execFile);
 
@@ -141,24 +142,6 @@ async function fakeRedis(onCommand: (cmd: string[], sock: net.Socket) => void): 
   };
   fakes.push(fake);
   return fake;
-}
-
-function parseCommand(buf: string): { args: string[]; used: number } | undefined {
-  const eol = buf.indexOf('\r\n');
-  if (eol < 0) return undefined;
-  if (buf[0] !== '*') return { args: buf.slice(0, eol).split(' '), used: eol + 2 };
-  const n = Number(buf.slice(1, eol));
-  let pos = eol + 2;
-  const args: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const e = buf.indexOf('\r\n', pos);
-    if (e < 0) return undefined;
-    const len = Number(buf.slice(pos + 1, e));
-    if (buf.length < e + 2 + len + 2) return undefined;
-    args.push(Buffer.from(buf.slice(e + 2, e + 2 + len), 'latin1').toString('utf8'));
-    pos = e + 2 + len + 2;
-  }
-  return { args, used: pos };
 }
 
 /** Answers the handshake like Redis 7 and hands SYNC to `onSync`. */

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestoreReport } from '../../common/restore-types';
 import { toolPath } from '../../common/tools';
 import { digestAll, fillDataset } from '../support/dataset';
-import { freePort, startRedis, writeDaemonConf, type RedisProcess } from '../support/redis';
+import { freePort, startRedis, waitLoaded, writeDaemonConf, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 
 const PASSWORD_ENV = 'RR_STRATEGIES_TARGET_PASSWORD';
@@ -37,7 +37,7 @@ function daemon(port: number): Daemon {
     conf,
     async start() {
       execFileSync(toolPath('redis-server'), [conf], { timeout: 10_000 });
-      await untilLoaded(port);
+      await waitLoaded(port, 10_000);
     },
     client() {
       const c = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
@@ -55,24 +55,6 @@ function daemon(port: number): Daemon {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-async function untilLoaded(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-      if ((await c.info('persistence')).includes('loading:0')) return;
-    } catch {
-      // starting or loading
-    } finally {
-      c.disconnect();
-    }
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} was not up and loaded within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function shutdownNosave(c: Redis, port: number): Promise<void> {
