@@ -31,6 +31,8 @@ import { keyring, type Keyring } from './crypto/keys';
 import { createRestoreActivities } from './restore';
 import { appendAudit } from './audit';
 import type { AuditEvent } from '../common/audit';
+import type { RunbookEvent } from '../common/events';
+import { sendNotification } from './notify';
 
 export interface ActivityDeps {
   config: Config;
@@ -39,6 +41,8 @@ export interface ActivityDeps {
   keys?: Keyring;
   /** Used by retention to tell a running backup's unfinished folder from an abandoned one. */
   temporal?: Client;
+  /** Told of every notification event, whether or not a webhook wants it (the worker's metrics). */
+  onEvent?: (e: RunbookEvent) => void;
 }
 
 export interface CaptureInput {
@@ -198,6 +202,14 @@ export function createActivities(deps: ActivityDeps) {
         const keys = artifactKeys(manifest.target, manifest.backupId);
         const body = JSON.stringify(manifest, null, 2);
         await Promise.all(target.destinations.map((d) => stores(d).write(keys.manifest, body)));
+      });
+    },
+
+    /** Sends an event to the target's webhooks; the metrics hear of it on the first attempt only. */
+    async notify(event: RunbookEvent): Promise<string[]> {
+      return run(async () => {
+        if (Context.current().info.attempt === 1) deps.onEvent?.(event);
+        return sendNotification(config, event);
       });
     },
 

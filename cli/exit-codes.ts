@@ -12,6 +12,7 @@ export const EXIT = {
   VERIFY: 7,
   NOT_FOUND: 8,
   REFUSED: 9,
+  CHECK: 10,
 } as const;
 
 export const EXIT_HELP = `
@@ -25,7 +26,8 @@ Exit codes:
   6  the runbook ran and failed (see its message and the Temporal UI)
   7  verification failed: a stored copy does not match its checksums
   8  backup or workflow not found
-  9  refused: a restore of the target is already running, or the approver may not decide`;
+  9  refused: a restore of the target is already running, or the approver may not decide
+  10 runbook check: a target is out of its objectives (backup too old, drill failed or overdue, ...)`;
 
 export function exitCodeFor(code: string | undefined): number {
   switch (code) {
@@ -47,6 +49,8 @@ export function exitCodeFor(code: string | undefined): number {
       return EXIT.VERIFY;
     case ErrorCode.BACKUP_NOT_FOUND:
       return EXIT.NOT_FOUND;
+    case ErrorCode.CHECK_FAILED:
+      return EXIT.CHECK;
     case ErrorCode.RESTORE_RUNNING:
     case ErrorCode.APPROVAL_REFUSED:
       return EXIT.REFUSED;

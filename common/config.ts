@@ -135,6 +135,60 @@ export const restoreSchema = z
     path: ['writers'],
   });
 
+/** What `runbook drill`, the drill schedule and a disaster recovery check once the backup is loaded. */
+const smokeSchema = z.strictObject({
+  /** Key patterns (SCAN MATCH globs such as "task:*") of which at least one key must exist. */
+  exists: z.array(z.string().min(1)).default([]),
+  /** Keys whose string value must be exactly this. */
+  get: z.record(z.string().min(1), z.string()).default({}),
+});
+
+const drillSchema = z.strictObject({
+  /** When the drill schedule runs (`runbook schedules apply`); absent: drills are run by hand only. */
+  cron: z
+    .string()
+    .refine(isValidCron, 'a five-field cron expression such as "0 4 1 * *"')
+    .optional(),
+  timezone: z.string().default('UTC'),
+  paused: z.boolean().default(false),
+  /** A drill must have passed within this long, or `runbook check` fails. */
+  interval: duration.default('35d'),
+  /** The destination the drill fetches from; default: the first off-site (S3) one, else the last. */
+  from: name.optional(),
+  /** Drill one of the newest N backups at random, so that older backups are proven too (1: the newest). */
+  random: z.number().int().min(1).max(1000).default(1),
+  /** The window the largest gap between verified backups is measured over (keep it within what retention keeps densely). */
+  rpoWindow: duration.default('7d'),
+});
+
+export const NOTIFY_EVENTS = [
+  'backup-failed',
+  'drill-failed',
+  'objective-missed',
+  'restore-awaiting-approval',
+  'restore-done',
+] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+const notifySchema = z.strictObject({
+  webhook: name,
+  events: z.array(z.enum(NOTIFY_EVENTS)).min(1).default([...NOTIFY_EVENTS]),
+});
+
+const webhookSchema = z.strictObject({
+  /** A Slack incoming-webhook URL (or any endpoint taking its JSON body) is a secret: by reference only. */
+  url: secretRef,
+  timeout: duration.default('10s'),
+});
+
+/** Thresholds of `runbook check`, after seed 000's alert conditions. */
+const checkSchema = z.strictObject({
+  /** The newest backup's RDB differs from the average of the previous ones by more than this fraction. */
+  sizeChange: z.number().min(0).default(0.5),
+  /** A local destination's file system is fuller than this fraction. */
+  diskFull: z.number().gt(0).max(1).default(0.8),
+});
+
 const redisUrl = z
   .string()
   .regex(/^rediss?:\/\/[^/?#]+(\/\d{1,2})?$/, 'a Redis URL such as redis://host:6379 or redis://host:6379/0')
@@ -160,6 +214,14 @@ export const targetSchema = z
     restore: restoreSchema.prefault({}),
     /** The name of a key under encryption.keys: every stored copy is encrypted with it. */
     encrypt: name.optional(),
+    /** Recovery point objective: the most data, in time, a recovery may lose. */
+    rpo: duration.default('24h'),
+    /** Recovery time objective: from the start of a recovery to a verified, usable server. */
+    rto: duration.default('1h'),
+    smoke: smokeSchema.prefault({}),
+    drill: drillSchema.optional(),
+    notify: z.array(notifySchema).default([]),
+    check: checkSchema.prefault({}),
   })
   .refine((t) => t.restore.strategy !== 'file-swap' || t.restore.fileSwap, {
     message: 'restore.fileSwap settings (start command) for the file-swap strategy',
@@ -168,6 +230,10 @@ export const targetSchema = z
   .refine((t) => new Set(t.destinations).size === t.destinations.length, {
     message: 'destinations without repeats',
     path: ['destinations'],
+  })
+  .refine((t) => !t.drill?.from || t.destinations.includes(t.drill.from), {
+    message: "one of the target's destinations",
+    path: ['drill', 'from'],
   });
 
 export const configSchema = z
@@ -192,6 +258,8 @@ export const configSchema = z
     storage: z.record(name, storageSchema),
     /** Keys for encryption at rest: age identities (AGE-SECRET-KEY-1...), by reference. */
     encryption: z.strictObject({ keys: z.record(name, secretRef) }).optional(),
+    /** Where notifications go; targets name them under `notify`. */
+    webhooks: z.record(name, webhookSchema).default({}),
     targets: z.record(name, targetSchema),
   })
   .superRefine((config, ctx) => {
@@ -203,6 +271,15 @@ export const configSchema = z
           message: `a key name defined under encryption.keys (known: ${Object.keys(config.encryption?.keys ?? {}).join(', ') || 'none'})`,
         });
       }
+      target.notify.forEach((n, i) => {
+        if (!(n.webhook in config.webhooks)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targets', targetName, 'notify', i, 'webhook'],
+            message: `a webhook name defined under "webhooks" (known: ${Object.keys(config.webhooks).join(', ') || 'none'})`,
+          });
+        }
+      });
       target.destinations.forEach((dest, i) => {
         if (!(dest in config.storage)) {
           ctx.addIssue({
@@ -222,6 +299,14 @@ export type RetentionPolicy = z.infer<typeof retentionSchema>;
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 export type RestoreConfig = z.infer<typeof restoreSchema>;
 export type WriterConfig = z.infer<typeof writerSchema>;
+export type DrillConfig = z.infer<typeof drillSchema>;
+export type SmokeConfig = z.infer<typeof smokeSchema>;
+
+/** The destination a drill proves: the configured one, else the first off-site (S3) one, else the last. */
+export function drillSource(config: Config, targetName: string): string {
+  const t = targetOf(config, targetName);
+  return t.drill?.from ?? t.destinations.find((d) => config.storage[d]?.type === 's3') ?? t.destinations[t.destinations.length - 1]!;
+}
 
 export const DEFAULT_CONFIG_FILE = 'runbook.yaml';
 
