@@ -29,6 +29,7 @@ import type { StoreRegistry } from './storage';
 import { verifyCopy, type ExpectedArtifact } from './verify';
 import { keyring, type Keyring } from './crypto/keys';
 import { createRestoreActivities } from './restore';
+import { createDrillActivities } from './drill';
 import { appendAudit } from './audit';
 import type { AuditEvent } from '../common/audit';
 import type { RunbookEvent } from '../common/events';
@@ -74,6 +75,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...createRestoreActivities(deps, run),
+    ...createDrillActivities(deps, run),
 
     async preflight(target: string): Promise<PreflightResult> {
       return run(() => inspectTarget(target, targetOf(config, target)));

@@ -52,6 +52,12 @@ export async function keyspaceNow(client: Redis) {
   return parseKeyspace(parseInfo(await client.info('keyspace')));
 }
 
+/** A key's prefix: up to and with its first ':'. */
+export function prefixOf(key: string): string {
+  const i = key.indexOf(':');
+  return i > 0 ? key.slice(0, i + 1) : '(no prefix)';
+}
+
 /** Counts key prefixes (up to the first ':') over a SCAN sample of the selected database. */
 export async function samplePrefixes(client: Redis, sampleSize: number, total: number): Promise<PreflightResult['prefixes']> {
   const counts = new Map<string, number>();
@@ -64,8 +70,7 @@ export async function samplePrefixes(client: Redis, sampleSize: number, total: n
       for (const key of keys) {
         if (seen >= sampleSize) break;
         seen++;
-        const i = key.indexOf(':');
-        const prefix = i > 0 ? key.slice(0, i + 1) : '(no prefix)';
+        const prefix = prefixOf(key);
         counts.set(prefix, (counts.get(prefix) ?? 0) + 1);
       }
     } while (cursor !== '0' && seen < sampleSize);

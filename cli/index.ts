@@ -8,6 +8,7 @@ import { backupCommand } from './commands/backup';
 import { restoreCommand } from './commands/restore';
 import { backupsCommand } from './commands/backups';
 import { devCommand } from './commands/dev';
+import { drillCommand, drillsCommand } from './commands/drill';
 import { retentionCommand } from './commands/retention';
 import { schedulesCommand } from './commands/schedules';
 import { statusCommand } from './commands/status';
@@ -28,6 +29,8 @@ export const program = new Command('runbook')
   .addCommand(restoreCommand)
   .addCommand(approveCommand)
   .addCommand(rejectCommand)
+  .addCommand(drillCommand)
+  .addCommand(drillsCommand)
   .addCommand(auditCommand)
   .addCommand(retentionCommand)
   .addCommand(schedulesCommand)

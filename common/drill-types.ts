@@ -66,7 +66,16 @@ export interface DrillReport {
   outcome: DrillOutcome;
   /** Why it failed, in one sentence. */
   reason?: string;
-  backup?: { backupId: string; createdAt: string; destination: string; ageMs: number; rdbSize: number; storedSize: number };
+  backup?: {
+    backupId: string;
+    createdAt: string;
+    destination: string;
+    /** Picked at random among the newest this many (1: the newest, or the one asked for). */
+    among?: number;
+    ageMs: number;
+    rdbSize: number;
+    storedSize: number;
+  };
   phases: Phase[];
   checks: Check[];
   /** Start of the drill to a verified, usable sandbox; null when it never became usable. */

@@ -7,6 +7,7 @@ export const MANAGED_BY = 'redis-runbooks';
 
 export interface DesiredSchedule {
   scheduleId: string;
+  workflowType: 'backupRedis' | 'drillRedis';
   target: string;
   name: string;
   cron: string;
@@ -32,22 +33,40 @@ export interface SchedulePlan {
 }
 
 export const scheduleIdOf = (target: string, name: string) => `backup/${target}/${name}`;
+export const drillScheduleIdOf = (target: string) => `drill/${target}`;
 
 export function desiredSchedules(config: Config): DesiredSchedule[] {
-  return Object.entries(config.targets).flatMap(([target, t]) =>
-    t.schedules.map((s) => {
-      const spec = {
-        target,
-        cron: s.cron,
-        timezone: s.timezone,
-        catchupWindow: s.catchupWindow,
-        paused: s.paused,
-        taskQueue: config.temporal.taskQueue,
-      };
-      const specHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
-      return { scheduleId: scheduleIdOf(target, s.name), name: s.name, ...spec, specHash };
-    }),
-  );
+  const desired = (
+    scheduleId: string,
+    workflowType: DesiredSchedule['workflowType'],
+    target: string,
+    s: {
+      name: string;
+      cron: string;
+      timezone: string;
+      catchupWindow: string;
+      paused: boolean;
+    },
+  ): DesiredSchedule => {
+    const spec = {
+      workflowType,
+      target,
+      cron: s.cron,
+      timezone: s.timezone,
+      catchupWindow: s.catchupWindow,
+      paused: s.paused,
+      taskQueue: config.temporal.taskQueue,
+    };
+    const specHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
+    return { scheduleId, name: s.name, ...spec, specHash };
+  };
+  return Object.entries(config.targets).flatMap(([target, t]) => [
+    ...t.schedules.map((s) => desired(scheduleIdOf(target, s.name), 'backupRedis', target, s)),
+    // A drill missed while the server was down runs when it is back, within a day.
+    ...(t.drill?.cron
+      ? [desired(drillScheduleIdOf(target), 'drillRedis', target, { name: 'drill', catchupWindow: '1d', ...t.drill, cron: t.drill.cron })]
+      : []),
+  ]);
 }
 
 /** Schedules not made by us are never touched. */

@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RunbookError } from '../common/errors';
+import { searchAttributeArgs } from '../common/search-attributes';
 import { toolPath } from '../common/tools';
 
 export interface DevServer {
@@ -48,9 +49,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     opts.namespace ?? 'default',
     '--log-level',
     'error',
-    // Schedules and drills filter on these.
-    '--search-attribute',
-    'RunbookTarget=Keyword',
+    // Drills are listed and filtered by these.
+    ...searchAttributeArgs(),
   ];
   const child = spawn(toolPath('temporal'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -1,3 +1,4 @@
 // Workflows only: deterministic orchestration. All I/O lives in activities/.
 export { backupRedis } from './backup-redis';
 export { restoreRedis } from './restore-redis';
+export { drillRedis } from './drill-redis';

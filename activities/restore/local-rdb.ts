@@ -21,16 +21,19 @@ export async function localRdb(
   stores: StoreRegistry,
   manifest: Manifest,
   destinations: string[],
-  opts: ReadOptions = {},
-): Promise<{ file: string; destination: string }> {
+  opts: ReadOptions & {
+    /** Fetch into this folder, always from the destinations (a drill proves the stored copy, not a cached one). */
+    dir?: string;
+  } = {},
+): Promise<{ file: string; destination: string; storedSize: number }> {
   const { signal } = opts;
-  const dir = path.join(restoreWorkDir(), manifest.backupId);
+  const dir = opts.dir ?? path.join(restoreWorkDir(), manifest.backupId);
   const file = path.join(dir, 'dump.rdb');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (await matches(file, manifest, signal)) {
+  if (!opts.dir && (await matches(file, manifest, signal))) {
     // Its bytes are the backup's, but the manifest's version must still be checked against them.
     await checkVersion(file, manifest);
-    return { file, destination: 'the copy already on this worker' };
+    return { file, destination: 'the copy already on this worker', storedSize: manifest.artifact.size };
   }
   const problems: string[] = [];
   for (const destination of destinations) {
@@ -64,7 +67,7 @@ export async function localRdb(
       throw err;
     }
     await rename(tmp, file);
-    return { file, destination };
+    return { file, destination, storedSize: stored.bytes() };
   }
   throw new RunbookError(
     'VERIFY_FAILED',

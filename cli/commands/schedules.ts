@@ -10,12 +10,12 @@ function scheduleOptions(d: DesiredSchedule): ScheduleOptions {
     spec: { cronExpressions: [d.cron], timezone: d.timezone },
     action: {
       type: 'startWorkflow',
-      workflowType: 'backupRedis',
+      workflowType: d.workflowType,
       workflowId: d.scheduleId,
       taskQueue: d.taskQueue,
       args: [{ target: d.target, requestedBy: `schedule:${d.name}` }],
     },
-    // A backup still running when the next is due: skip the new one rather than stack them.
+    // A run still going when the next is due: skip the new one rather than stack them.
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: d.catchupWindow as `${number}h` },
     // The note carries the spec's hash: it can be updated in place, where a memo cannot.
     state: { paused: d.paused, note: `${MANAGED_BY} spec ${d.specHash}` },

@@ -27,16 +27,25 @@ export interface RestoreEnv {
   close(): Promise<void>;
 }
 
-/** `targets` is the YAML of the targets section; "destinations: [disk]" is the destination to use. */
-export async function startRestoreEnv(taskQueue: string, targets: (dir: string) => string): Promise<RestoreEnv> {
+/**
+ * `targets` is the YAML of the targets section; "destinations: [disk]" is the destination to use.
+ * `more` adds entries under `storage` and top-level sections (webhooks, encryption).
+ */
+export async function startRestoreEnv(
+  taskQueue: string,
+  targets: (dir: string) => string,
+  more: { storage?: string; top?: string } = {},
+): Promise<RestoreEnv> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `rr-${taskQueue}-`));
   const env = await startTemporal();
   const text = `
 temporal: { address: "${env.address}", taskQueue: ${taskQueue} }
 storage:
   disk: { type: local, path: ${dir}/backups }
+${more.storage ?? ''}
 targets:
-${targets(dir)}`;
+${targets(dir)}
+${more.top ?? ''}`;
   const configFile = path.join(dir, 'runbook.yaml');
   writeFileSync(configFile, text);
   const config = parseConfig(text, configFile);

@@ -1,6 +1,7 @@
 // The official Temporal CLI dev server, one per test file, through @temporalio/testing.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { searchAttributeArgs } from '../../common/search-attributes';
 import { toolPath } from '../../common/tools';
 import { workflowsPath } from '../../worker';
 
@@ -15,7 +16,7 @@ export async function startTemporal(): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: toolPath('temporal') },
-      extraArgs: ['--search-attribute', 'RunbookTarget=Keyword', '--log-level', 'error'],
+      extraArgs: [...searchAttributeArgs(), '--log-level', 'error'],
     },
   });
 }

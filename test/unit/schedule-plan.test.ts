@@ -191,3 +191,34 @@ describe('desiredSchedules', () => {
     expect(a.specHash).not.toBe(b.specHash);
   });
 });
+
+describe('drill schedules', () => {
+  const withDrill = (drill: Record<string, unknown> | undefined) =>
+    desiredSchedules(
+      parseConfig(
+        JSON.stringify({
+          storage: { disk: { type: 'local', path: '/backups' } },
+          targets: { main: { url: 'redis://127.0.0.1:6379', destinations: ['disk'], schedules: [nightly], ...(drill ? { drill } : {}) } },
+        }),
+        '/etc/runbook.yaml',
+      ),
+    );
+
+  it('adds one drill schedule per target whose drill has a cron, beside its backups', () => {
+    const d = withDrill({ cron: '0 4 1 * *' });
+    expect(d.map((s) => [s.scheduleId, s.workflowType])).toEqual([
+      ['backup/main/nightly', 'backupRedis'],
+      ['drill/main', 'drillRedis'],
+    ]);
+    expect(d[1]).toMatchObject({ cron: '0 4 1 * *', timezone: 'UTC', catchupWindow: '1d', paused: false });
+  });
+
+  it('has none for a drill run by hand only, and a new hash when the drill changes', () => {
+    expect(withDrill({ interval: '30d' }).map((s) => s.scheduleId)).toEqual(['backup/main/nightly']);
+    expect(withDrill(undefined).map((s) => s.scheduleId)).toEqual(['backup/main/nightly']);
+    const a = withDrill({ cron: '0 4 1 * *' })[1]!;
+    const b = withDrill({ cron: '0 4 1 * *', paused: true })[1]!;
+    expect(a.specHash).not.toBe(b.specHash);
+    expect(planSchedules([b], [{ scheduleId: a.scheduleId, managedBy: MANAGED_BY, specHash: a.specHash }]).update).toHaveLength(1);
+  });
+});

@@ -1,0 +1,237 @@
+// Restore drills on real servers: a Temporal dev server, redis-server, versitygw (the off-site copy)
+// and a webhook receiver. A drill fetches a stored copy, loads it into a sandbox on the worker,
+// verifies it and measures RTO/RPO; it never touches the target and always removes its sandbox.
+import { readdirSync, readFileSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listDrillReports } from '../../activities/drill-store';
+import { restoreWorkDir } from '../../activities/restore/local-rdb';
+import { storeRegistry } from '../../activities/storage';
+import type { DrillReport } from '../../common/drill-types';
+import { OUTCOME_ATTR, RTO_ATTR } from '../../common/search-attributes';
+import { artifactKeys, type BackupReport } from '../../common/types';
+import { fillDataset } from '../support/dataset';
+import { startRedis, type RedisProcess } from '../support/redis';
+import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
+import { startS3, type S3Server } from '../support/s3';
+import { startWebhook, type WebhookServer } from '../support/webhook';
+
+let t: RestoreEnv;
+let redis: RedisProcess;
+let s3: S3Server;
+let hook: WebhookServer;
+let seq = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const c = redis.client();
+  await fillDataset(c, { keys: 2000 });
+  await c.set('test_key', 'test_value');
+  for (let i = 0; i < 100; i++) await c.set(`task:${i}`, `t${i}`);
+  await c.set('project:1', 'p1');
+  c.disconnect();
+  s3 = await startS3();
+  await s3.createBucket('offsite');
+  hook = await startWebhook();
+  process.env.DRILL_TEST_S3_KEY = s3.accessKeyId;
+  process.env.DRILL_TEST_S3_SECRET = s3.secretAccessKey;
+  process.env.DRILL_TEST_WEBHOOK = hook.url;
+  t = await startRestoreEnv(
+    'drill-test',
+    () => `
+  main:
+    url: ${redis.url}
+    destinations: [disk, offsite]
+    rpo: 1h
+    rto: 10m
+    smoke: { exists: ["task:*", "project:*", "test_key"], get: { test_key: test_value } }
+    drill: { rpoWindow: 1d }
+    notify: [{ webhook: ops }]
+  strict:
+    url: ${redis.url}
+    destinations: [disk]
+    rpo: 1ms
+    smoke: { get: { test_key: another_value } }
+    notify: [{ webhook: ops, events: [drill-failed, objective-missed] }]
+  laggard:
+    url: ${redis.url}
+    destinations: [disk]
+    rpo: 1ms
+    notify: [{ webhook: ops, events: [objective-missed] }]
+`,
+    {
+      storage: `  offsite: { type: s3, bucket: offsite, endpoint: "${s3.endpoint}", forcePathStyle: true, accessKeyId: env:DRILL_TEST_S3_KEY, secretAccessKey: env:DRILL_TEST_S3_SECRET }`,
+      top: `webhooks:\n  ops: { url: env:DRILL_TEST_WEBHOOK }`,
+    },
+  );
+});
+
+afterAll(async () => {
+  await t?.close();
+  await redis?.stop();
+  await s3?.stop();
+  await hook?.close();
+});
+
+const drill = (args: Record<string, unknown>) =>
+  t.env.client.workflow.execute('drillRedis', {
+    taskQueue: t.taskQueue,
+    workflowId: `drill/test/${++seq}-${Date.now()}`,
+    args: [{ requestedBy: 'test', ...args }],
+  }) as Promise<DrillReport>;
+
+/** The report a failed drill carries in its failure. */
+async function failedDrill(args: Record<string, unknown>): Promise<DrillReport> {
+  const err = await drill(args).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect((cause as ApplicationFailure).type).toBe('DRILL_FAILED');
+  return (cause as ApplicationFailure).details![0] as DrillReport;
+}
+
+const redisServers = () =>
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('redis-server');
+      } catch {
+        return false;
+      }
+    }).length;
+
+const sandboxDirs = () => (existsSync(restoreWorkDir()) ? readdirSync(restoreWorkDir()).filter((d) => /^(drill-|scratch-)/.test(d)) : []);
+
+const fileOf = (target: string, r: BackupReport) => artifactKeys(target, r.backupId).data(r.manifest.artifact.file);
+
+describe('drillRedis', () => {
+  let good: BackupReport;
+
+  it('passes on a good backup fetched from the off-site copy, with RTO and RPO measured, without touching the target', async () => {
+    good = await t.backup('main');
+    const watcher = redis.client();
+    const stats = async () => {
+      const info = await watcher.info('stats');
+      return Number(/total_connections_received:(\d+)/.exec(info)![1]) + Number(/total_commands_processed:(\d+)/.exec(info)![1]);
+    };
+    const serversBefore = redisServers();
+    const before = await stats();
+    const report = await drill({ target: 'main' });
+    // Only the watcher's own INFO commands: no connection and no other command reached the target.
+    expect((await stats()) - before).toBe(1);
+    watcher.disconnect();
+
+    expect(report.outcome).toBe('passed');
+    expect(report.backup).toMatchObject({ backupId: good.backupId, destination: 'offsite' });
+    expect(report.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'stored copy',
+        'redis-check-rdb',
+        'loaded',
+        'key count',
+        'keys per db',
+        'prefixes',
+        'exists task:*',
+        'get test_key',
+      ]),
+    );
+    expect(report.checks.every((c) => c.ok)).toBe(true);
+    expect(report.phases.map((p) => p.name)).toEqual(expect.arrayContaining(['fetch', 'redis-check-rdb', 'load', 'verify']));
+    expect(report.rto.measuredMs).toBeGreaterThan(0);
+    expect(report.rto.met).toBe(true);
+    expect(report.rpo.newestAgeMs).toBeGreaterThanOrEqual(0);
+    expect(report.rpo.maxGapMs).toBeGreaterThanOrEqual(report.rpo.newestAgeMs!);
+    expect(report.rpo.met).toBe(true);
+    expect(report.objectivesMet).toBe(true);
+
+    // The sandbox and the fetched copy are gone.
+    expect(sandboxDirs()).toEqual([]);
+    expect(redisServers()).toBe(serversBefore);
+
+    // Stored next to the backups, in JSON and Markdown, in both destinations.
+    const stored = await listDrillReports(t.config, storeRegistry(t.config), 'main');
+    expect(stored[0]).toMatchObject({ drillId: report.drillId, outcome: 'passed' });
+    const md = readFileSync(path.join(t.dir, 'backups', 'main', 'drills', `${report.drillId}.md`), 'utf8');
+    expect(md).toContain(`Restore drill ${report.drillId}`);
+    expect(md).toContain('| load |');
+
+    // Searchable in Temporal.
+    const handle = t.env.client.workflow.getHandle(report.workflowId);
+    const d = await handle.describe();
+    expect(d.typedSearchAttributes.get(OUTCOME_ATTR)).toBe('passed');
+    expect(d.typedSearchAttributes.get(RTO_ATTR)).toBeCloseTo(report.rto.measuredMs! / 1000, 3);
+  });
+
+  it('fails on a flipped byte in the stored copy, says why, and alerts', async () => {
+    const r = await t.backup('main');
+    const file = path.join(t.dir, 'backups', fileOf('main', r));
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x40;
+    writeFileSync(file, bytes);
+    const since = hook.received.length;
+    const report = await failedDrill({ target: 'main', from: 'disk', backupId: r.backupId });
+    expect(report.outcome).toBe('failed');
+    expect(report.reason).toMatch(/checksum mismatch|zstd|decompress/i);
+    expect(report.rto.measuredMs).toBeNull();
+    const alert = await hook.waitFor('drill-failed', since);
+    expect(alert.text).toContain(r.backupId);
+    expect(alert.metadata.event_payload).toMatchObject({ target: 'main', outcome: 'failed' });
+    expect(JSON.stringify(hook.received)).not.toContain('secret-token');
+    expect(sandboxDirs()).toEqual([]);
+  });
+
+  it('fails on a truncated stored copy', async () => {
+    const r = await t.backup('main');
+    const file = path.join(t.dir, 'backups', fileOf('main', r));
+    truncateSync(file, Math.floor(readFileSync(file).length / 3));
+    const since = hook.received.length;
+    const report = await failedDrill({ target: 'main', from: 'disk', backupId: r.backupId });
+    expect(report.reason).toMatch(/no copy of .* checks out/);
+    await hook.waitFor('drill-failed', since);
+    expect(sandboxDirs()).toEqual([]);
+  });
+
+  it('fails when a smoke check fails, and names the check', async () => {
+    await t.backup('strict');
+    const since = hook.received.length;
+    const report = await failedDrill({ target: 'strict' });
+    expect(report.backup?.destination).toBe('disk');
+    expect(report.reason).toContain('get test_key: holds another value');
+    expect(report.reason).not.toContain('test_value');
+    expect(report.checks.find((c) => c.name === 'key count')?.ok).toBe(true);
+    const alert = await hook.waitFor('drill-failed', since);
+    expect(alert.text).toContain('FAILED');
+    expect(sandboxDirs()).toEqual([]);
+  });
+
+  it('picks among the newest backups with --random, and drills a named one', async () => {
+    const { listBackups } = await import('../../activities/catalog');
+    const newestTwo = (await listBackups(t.config, storeRegistry(t.config), 'main')).slice(0, 2).map((e) => e.backupId);
+    for (let i = 0; i < 4; i++) {
+      const r = await drill({ target: 'main', random: 2 });
+      expect(r.backup?.among).toBe(2);
+      expect(newestTwo).toContain(r.backup!.backupId);
+    }
+    const named = await drill({ target: 'main', backupId: good.backupId });
+    expect(named.backup).toMatchObject({ backupId: good.backupId, among: 1 });
+  });
+
+  it('passes but reports a missed objective, and alerts', async () => {
+    await t.backup('laggard');
+    const since = hook.received.length;
+    const report = await drill({ target: 'laggard' });
+    expect(report.outcome).toBe('passed');
+    expect(report.rpo).toMatchObject({ objectiveMs: 1, met: false });
+    expect(report.rto.met).toBe(true);
+    expect(report.objectivesMet).toBe(false);
+    const alert = await hook.waitFor('objective-missed', since);
+    expect(alert.text).toMatch(/RPO .* > /);
+    expect(alert.metadata.event_payload).toMatchObject({ target: 'laggard', objectivesMet: false });
+  });
+});
