@@ -1,4 +1,4 @@
-import { ApplicationFailure, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { makeBackupId } from '../common/backup-id';
 import { PERMANENT } from '../common/errors';
@@ -29,6 +29,36 @@ export interface BackupStatus {
 export const backupStatusQuery = defineQuery<BackupStatus>('status');
 
 export async function backupRedis(input: BackupInput): Promise<BackupReport> {
+  try {
+    return await runBackup(input);
+  } catch (err) {
+    if (!isCancellation(err)) {
+      const info = workflowInfo();
+      // Told, never in the way: a webhook that is down does not change how the backup ended.
+      await quick
+        .notify({
+          event: 'backup-failed',
+          target: input.target,
+          at: new Date().toISOString(),
+          title: `backup of ${input.target} FAILED`,
+          text: `${messageOf(err)}
+no backup was kept (${info.workflowId})`,
+          workflowId: info.workflowId,
+          fields: { requestedBy: input.requestedBy ?? 'unknown' },
+        })
+        .catch(() => {});
+    }
+    throw err;
+  }
+}
+
+function messageOf(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown };
+  while (e?.cause && (e as { cause?: { message?: string } }).cause?.message) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
+
+async function runBackup(input: BackupInput): Promise<BackupReport> {
   const info = workflowInfo();
   // Run ids are UUIDv7: their first digits are a timestamp, their last ones random.
   const backupId = makeBackupId(input.target, info.runStartTime, info.runId.replace(/-/g, '').slice(-8));

@@ -113,6 +113,18 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   report.plan = status.plan = plan;
   if (input.dryRun) return { ...report, outcome: 'dry-run', targetState: 'untouched (dry run)' };
   const { workflowId, runId } = workflowInfo();
+  const tell = (event: 'restore-awaiting-approval' | 'restore-done', title: string, text: string, fields = {}) =>
+    quick
+      .notify({
+        event,
+        target,
+        at: new Date().toISOString(),
+        title,
+        text,
+        workflowId,
+        fields: { requestedBy: input.requestedBy, ...fields },
+      })
+      .catch(() => {});
   const audit = (event: AuditEvent['event'], actor: string, detail?: string, identity?: string, at = new Date().toISOString()) =>
     quick.recordAudit({ at, target, workflowId, runId, action: 'restore', event, actor, identity, detail });
   if (plan.approvers.length === 0) {
@@ -125,6 +137,15 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
 
   status.step = 'awaiting approval';
   await audit('requested', input.requestedBy, `restore ${plan.backup.backupId} (${plan.strategy}): ${input.reason}`);
+  await tell(
+    'restore-awaiting-approval',
+    `restore of ${target} awaits approval`,
+    [
+      `${input.requestedBy} asks to restore ${plan.backup.backupId} (${plan.backup.keys} keys, taken ${plan.backup.createdAt}) into ${target}: ${input.reason}`,
+      `approvers: ${plan.approvers.join(', ')} (${plan.approvalsRequired} needed)`,
+      `runbook approve ${workflowId} --as <approver>`,
+    ].join('\n'),
+  );
   const inTime = await condition(decided, plan.approvalTimeoutMs);
   for (const d of status.decisions)
     await audit(d.decision === 'approve' ? 'approved' : 'rejected', d.approver, d.comment, d.identity, d.at);
@@ -132,6 +153,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     const outcome = rejected ? 'rejected' : 'expired';
     if (outcome === 'expired') await audit('expired', 'timeout', `no decision within ${plan.approvalTimeoutMs / 1000} s`);
     status.step = outcome;
+    await tell('restore-done', `restore of ${target} ${outcome}`, 'nothing was changed', { outcome });
     return { ...report, outcome, targetState: `untouched (${outcome}: nothing was changed)` };
   }
 
@@ -209,6 +231,11 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     await quick.removeRestoreFiles({ backupIds: [plan.backup.backupId, safety.backupId] }).catch(() => {});
     status.step = 'done';
     await audit('restored', input.requestedBy, `from ${plan.backup.backupId}; safety backup ${safety.backupId}`);
+    await tell('restore-done', `restore of ${target} done`, `restored from ${plan.backup.backupId} and verified; writers resumed`, {
+      outcome: 'restored',
+      backupId: plan.backup.backupId,
+      safetyBackupId: safety.backupId,
+    });
     return { ...report, outcome: 'restored', targetState: `restored from ${plan.backup.backupId} and verified; writers resumed` };
   } catch (err) {
     const failedAt = status.step;
@@ -247,6 +274,11 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     });
     report.outcome = isCancellation(err) ? 'cancelled' : 'failed';
     report.targetState = targetState;
+    await CancellationScope.nonCancellable(() =>
+      tell('restore-done', `restore of ${target} ${report.outcome.toUpperCase()}`, `${messageOf(err)}\ntarget: ${targetState}`, {
+        outcome: report.outcome,
+      }),
+    );
     report.error = messageOf(err);
     status.step = report.outcome;
     const notDone = report.compensations.filter((c) => !c.ok).map((c) => c.name);

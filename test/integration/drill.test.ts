@@ -49,6 +49,11 @@ beforeAll(async () => {
     smoke: { exists: ["task:*", "project:*", "test_key"], get: { test_key: test_value } }
     drill: { rpoWindow: 1d }
     notify: [{ webhook: ops }]
+    restore: { approvers: [alice] }
+  gone:
+    url: redis://127.0.0.1:1
+    destinations: [disk]
+    notify: [{ webhook: ops, events: [backup-failed] }]
   strict:
     url: ${redis.url}
     destinations: [disk]
@@ -233,5 +238,27 @@ describe('drillRedis', () => {
     const alert = await hook.waitFor('objective-missed', since);
     expect(alert.text).toMatch(/RPO .* > /);
     expect(alert.metadata.event_payload).toMatchObject({ target: 'laggard', objectivesMet: false });
+  });
+});
+
+describe('notifications', () => {
+  it('tells of a failed backup', async () => {
+    const since = hook.received.length;
+    await expect(t.backup('gone')).rejects.toThrow();
+    const alert = await hook.waitFor('backup-failed', since);
+    expect(alert.text).toContain('127.0.0.1:1');
+    expect(alert.metadata.event_payload).toMatchObject({ target: 'gone' });
+  });
+
+  it('tells approvers a restore waits for them, and everyone how it ended', async () => {
+    const since = hook.received.length;
+    const handle = await t.startRestore({ target: 'main', from: 'latest' });
+    const waiting = await hook.waitFor('restore-awaiting-approval', since);
+    expect(waiting.text).toContain(`runbook approve ${handle.workflowId}`);
+    expect(waiting.text).toContain('approvers: alice');
+    await handle.executeUpdate('reject', { args: [{ approver: 'alice', reason: 'only a test' }] });
+    const done = await hook.waitFor('restore-done', since);
+    expect(done.metadata.event_payload).toMatchObject({ target: 'main', outcome: 'rejected' });
+    expect((await handle.result()).outcome).toBe('rejected');
   });
 });
