@@ -1,0 +1,71 @@
+import { writeFile, chmod } from 'node:fs/promises';
+import path from 'node:path';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { readAudit } from '../../activities/audit';
+import { listBackups } from '../../activities/catalog';
+import { listDrillReports } from '../../activities/drill-store';
+import { storeRegistry } from '../../activities/storage';
+import { targetOf } from '../../common/config';
+import { durationMs } from '../../common/duration';
+import { RunbookError } from '../../common/errors';
+import { renderHtmlReport } from '../../common/html-report';
+import { action, loadCliConfig, print, type GlobalOptions } from '../context';
+
+const options = z.object({
+  out: z.string().trim().min(1, 'a file name').optional(),
+  days: z
+    .string()
+    .regex(/^\d{1,5}$/, 'a whole number of days')
+    .transform(Number)
+    .pipe(z.number().int().min(1, 'at least 1 day').max(36_500, 'at most 36500 days')),
+});
+
+export const reportCommand = new Command('report')
+  .description("write a target's backups, drills, restores and approvals as one self-contained HTML page")
+  .argument('<target>')
+  .option('--out <file>', 'the file to write (default: ./<target>-report.html)')
+  .option('--days <n>', 'cover the last n days', '90')
+  .action(
+    action(async (targetName: string, raw: unknown, cmd: Command) => {
+      const parsed = options.safeParse(raw);
+      if (!parsed.success)
+        throw new RunbookError('BAD_INPUT', parsed.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
+      const opts = parsed.data;
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const config = loadCliConfig(global);
+      const target = targetOf(config, targetName);
+      const stores = storeRegistry(config);
+      const [entries, drills, audit] = await Promise.all([
+        listBackups(config, stores, targetName),
+        listDrillReports(config, stores, targetName),
+        readAudit(config, stores, targetName),
+      ]);
+
+      const now = new Date();
+      const since = now.getTime() - opts.days * 86_400_000;
+      const within = (iso: string | undefined) => Date.parse(iso ?? '') >= since;
+      const data = {
+        target: targetName,
+        generatedAt: now.toISOString(),
+        objectives: { rpoMs: durationMs(target.rpo), rtoMs: durationMs(target.rto) },
+        backups: entries.map((e) => e.manifest).filter((m) => within(m.createdAt)),
+        drills: drills.filter((d) => within(d.startedAt)),
+        audit: audit.filter((e) => within(e.at)),
+        periodDays: opts.days,
+      };
+
+      const file = path.resolve(opts.out ?? `${targetName}-report.html`);
+      try {
+        await writeFile(file, renderHtmlReport(data), { mode: 0o644 });
+        await chmod(file, 0o644); // an existing file keeps its mode on write
+      } catch (err) {
+        throw new RunbookError(
+          'BAD_INPUT',
+          `cannot write ${file}: ${(err as Error).message}`,
+          'pass --out with a file in a writable folder',
+        );
+      }
+      print(global, { file, backups: data.backups.length, drills: data.drills.length, events: data.audit.length }, () => `${file}\n`);
+    }),
+  );
