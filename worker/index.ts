@@ -4,8 +4,10 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } 
 import { createActivities } from '../activities';
 import { storeRegistry } from '../activities/storage';
 import type { Config } from '../common/config';
+import { RunbookError } from '../common/errors';
 import { dataConverterFor } from './payload-codec';
 import { workflowBundlePath } from './bundle';
+import { createMetrics, type MetricsServer } from './metrics';
 
 export { workflowsPath } from './workflows-path';
 
@@ -15,6 +17,10 @@ export interface RunbookWorkerOptions {
   taskQueue?: string;
   identity?: string;
   overrides?: Partial<WorkerOptions>;
+  /** Serve Prometheus metrics on this port (0: any free one); absent: no metrics. */
+  metricsPort?: number;
+  /** Default 127.0.0.1: the figures are no secret, but nobody else needs them unless told. */
+  metricsHost?: string;
 }
 
 let runtimeInstalled = false;
@@ -37,7 +43,9 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
     namespace: config.temporal.namespace,
     dataConverter: dataConverterFor(config),
   });
-  const activities = createActivities({ config, stores: storeRegistry(config), temporal });
+  const stores = storeRegistry(config);
+  const metrics = opts.metricsPort === undefined ? undefined : createMetrics(config, stores);
+  const activities = createActivities({ config, stores, temporal, ...(metrics ? { onEvent: metrics.onEvent } : {}) });
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -49,9 +57,28 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
     maxConcurrentActivityTaskExecutions: 8,
     ...opts.overrides,
   });
+  const metricsHost = opts.metricsHost ?? '127.0.0.1';
+  let served: MetricsServer | undefined;
+  try {
+    served = metrics ? await metrics.serve(opts.metricsPort!, metricsHost) : undefined;
+  } catch (err) {
+    await clientConnection.close();
+    await connection.close();
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new RunbookError(
+      'BAD_INPUT',
+      `cannot serve metrics on ${metricsHost}:${opts.metricsPort}: ${reason}`,
+      'choose another --metrics-port or --metrics-host',
+    );
+  }
   return {
     worker,
+    /** Where the metrics are served, when they are. */
+    metrics: served
+      ? { url: `http://${metricsHost.includes(':') ? `[${metricsHost}]` : metricsHost}:${served.port}/metrics`, port: served.port }
+      : undefined,
     async close() {
+      await served?.close();
       await clientConnection.close();
       await connection.close();
     },

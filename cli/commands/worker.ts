@@ -1,17 +1,54 @@
 import { Command } from 'commander';
+import { z } from 'zod';
+import { RunbookError } from '../../common/errors';
 import { createRunbookWorker } from '../../worker';
 import { action, loadCliConfig, temporalAddress, type GlobalOptions } from '../context';
 
+export const METRICS_PORT_HELP = 'serve Prometheus metrics on http://<host>:<port>/metrics (0: any free port)';
+export const METRICS_HOST_HELP = 'the address the metrics are served on';
+
+const metricsOptions = z.object({
+  metricsPort: z
+    .string()
+    .regex(/^\d{1,5}$/, 'a port number')
+    .transform(Number)
+    .pipe(z.number().max(65535, 'a port number up to 65535'))
+    .optional(),
+  metricsHost: z.string().min(1, 'a host name or address').default('127.0.0.1'),
+});
+
+/** --metrics-port and --metrics-host of `runbook worker` and `runbook dev`. */
+export function parseMetricsOptions(raw: unknown): z.infer<typeof metricsOptions> {
+  const parsed = metricsOptions.safeParse(raw);
+  if (!parsed.success) {
+    const flag = (key: PropertyKey) => `--${String(key).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new RunbookError('BAD_INPUT', parsed.error.issues.map((i) => `${flag(i.path[0]!)}: ${i.message}`).join('; '));
+  }
+  return parsed.data;
+}
+
 export const workerCommand = new Command('worker')
   .description("serve the runbooks' task queue (stop with Ctrl-C: running activities are handed back)")
+  .option('--metrics-port <port>', METRICS_PORT_HELP)
+  .option('--metrics-host <host>', METRICS_HOST_HELP, '127.0.0.1')
   .action(
-    action(async (_o: unknown, cmd: Command) => {
+    action(async (raw: unknown, cmd: Command) => {
+      const opts = parseMetricsOptions(raw);
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
-      const { worker, close } = await createRunbookWorker({ config, address: temporalAddress(config) });
+      const { worker, metrics, close } = await createRunbookWorker({
+        config,
+        address: temporalAddress(config),
+        metricsPort: opts.metricsPort,
+        metricsHost: opts.metricsHost,
+      });
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => worker.shutdown());
       process.stderr.write(`worker serving ${config.temporal.taskQueue} on ${temporalAddress(config)}\n`);
-      await worker.run();
-      await close();
+      if (metrics) process.stderr.write(`metrics at ${metrics.url}\n`);
+      try {
+        await worker.run();
+      } finally {
+        await close();
+      }
     }),
   );
