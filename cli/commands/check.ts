@@ -1,0 +1,125 @@
+import { statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { Command } from 'commander';
+import { listDestination } from '../../activities/catalog';
+import { listDrillReports } from '../../activities/drill-store';
+import { storeRegistry, type StoreRegistry } from '../../activities/storage';
+import { evaluateTarget, humanMs, type CheckInput, type TargetCheck } from '../../common/check';
+import { targetOf, type Config } from '../../common/config';
+import type { DrillReport } from '../../common/drill-types';
+import { durationMs } from '../../common/duration';
+import { RunbookError } from '../../common/errors';
+import type { Manifest } from '../../common/types';
+import { action, loadCliConfig, print, type GlobalOptions } from '../context';
+import { EXIT } from '../exit-codes';
+
+/** Errors of the check's own setup, not of the storage it looks at: they stop it with their exit code. */
+const SETUP_ERRORS = new Set(['CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'SECRET_UNRESOLVED', 'UNKNOWN_TARGET']);
+
+export const checkCommand = new Command('check')
+  .description(
+    'check every target (or one) against its objectives from what storage holds: fresh verified backups, sane sizes, ' +
+      'disk space, passed drills; exit 10 when any is out (for cron and monitoring: Temporal is not needed)',
+  )
+  .argument('[target]', 'a target named in the config (default: all)')
+  .action(
+    action(async (targetName: string | undefined, _o: unknown, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const config = loadCliConfig(global);
+      const names = targetName === undefined ? Object.keys(config.targets) : [targetName];
+      names.forEach((n) => targetOf(config, n));
+      const stores = storeRegistry(config);
+      const now = new Date();
+      const targets = await Promise.all(names.map((n) => checkTarget(config, stores, n, now)));
+      const ok = targets.every((t) => t.ok);
+      print(global, { ok, targets }, () => targets.map(renderTarget).join(''));
+      if (!ok) process.exitCode = EXIT.CHECK;
+    }),
+  );
+
+export async function checkTarget(config: Config, stores: StoreRegistry, name: string, now: Date): Promise<TargetCheck> {
+  const t = targetOf(config, name);
+  const unreadable: NonNullable<CheckInput['unreadable']> = [];
+  const failed = (destination: string, err: unknown) => {
+    if (err instanceof RunbookError && SETUP_ERRORS.has(err.code)) throw err;
+    unreadable.push({ destination, error: (err as Error).message.split('\n')[0]! });
+  };
+
+  const listings = await Promise.all(
+    t.destinations.map((d) =>
+      listDestination(stores, d, name).catch((err: unknown) => {
+        failed(d, err);
+        return null;
+      }),
+    ),
+  );
+  // A backup is listed once, from the first destination holding its manifest (they are written alike).
+  const byId = new Map<string, Manifest>();
+  const suspicious: string[] = [];
+  for (const l of listings) {
+    if (!l) continue;
+    for (const [id, m] of l.withManifest) if (!byId.has(id)) byId.set(id, m);
+    suspicious.push(...l.invalidManifest.map((id) => `${l.destination}:${id}`));
+  }
+  const backups = [...byId.values()].sort((a, b) => b.backupId.localeCompare(a.backupId));
+
+  // Drill reports from the destinations that could be read; when even those fail, drills are not judged.
+  const readable = t.destinations.filter((_d, i) => listings[i]);
+  let drills: DrillReport[] | null = null;
+  if (readable.length > 0) {
+    const narrowed: Config = { ...config, targets: { ...config.targets, [name]: { ...t, destinations: readable } } };
+    drills = await listDrillReports(narrowed, stores, name).catch((err: unknown) => {
+      failed(`${readable.join(', ')} (drill reports)`, err);
+      return null;
+    });
+  }
+
+  const disks = await Promise.all(
+    t.destinations.map(async (d) => {
+      const spec = config.storage[d]!;
+      return { destination: d, usedFraction: spec.type === 'local' ? await usedFraction(spec.path) : null };
+    }),
+  );
+
+  return evaluateTarget({
+    target: name,
+    now,
+    rpoMs: durationMs(t.rpo),
+    ...(t.drill && drills !== null ? { drill: { intervalMs: durationMs(t.drill.interval) } } : {}),
+    sizeChange: t.check.sizeChange,
+    diskFull: t.check.diskFull,
+    backups,
+    drills: drills ?? [],
+    suspicious,
+    disks,
+    unreadable,
+  });
+}
+
+/** The used fraction of the file system holding `dir` (or its nearest existing parent), as df counts it. */
+async function usedFraction(dir: string): Promise<number | null> {
+  for (let p = path.resolve(dir); ; p = path.dirname(p)) {
+    try {
+      const s = await statfs(p);
+      const used = s.blocks - s.bfree;
+      return used + s.bavail > 0 ? used / (used + s.bavail) : null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || p === path.dirname(p)) return null;
+    }
+  }
+}
+
+function renderTarget(t: TargetCheck): string {
+  const f = t.facts;
+  if (t.ok) {
+    const backup = f.newestVerifiedBackup ? `newest verified backup ${humanMs(f.newestVerifiedBackup.ageMs)} old` : '';
+    const drill = f.lastDrill ? `last drill ${f.lastDrill.outcome} ${humanMs(f.lastDrill.ageMs)} ago` : 'never drilled';
+    return `${t.target}: OK (${[backup, drill].filter(Boolean).join(', ')})\n`;
+  }
+  return [
+    `${t.target}: FAIL ${[...new Set(t.problems.map((p) => p.code))].join(', ')}`,
+    ...t.problems.map((p) => `  ${p.code}: ${p.message}`),
+  ]
+    .map((l) => `${l}\n`)
+    .join('');
+}
