@@ -30,6 +30,7 @@ import { verifyCopy, type ExpectedArtifact } from './verify';
 import { keyring, type Keyring } from './crypto/keys';
 import { createRestoreActivities } from './restore';
 import { createDrillActivities } from './drill';
+import { createRecoverActivities } from './recover';
 import { appendAudit } from './audit';
 import type { AuditEvent } from '../common/audit';
 import type { RunbookEvent } from '../common/events';
@@ -76,6 +77,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createRestoreActivities(deps, run),
     ...createDrillActivities(deps, run),
+    ...createRecoverActivities(deps, run),
 
     async preflight(target: string): Promise<PreflightResult> {
       return run(() => inspectTarget(target, targetOf(config, target)));

@@ -9,6 +9,9 @@ import { restoreCommand } from './commands/restore';
 import { backupsCommand } from './commands/backups';
 import { devCommand } from './commands/dev';
 import { drillCommand, drillsCommand } from './commands/drill';
+import { drCommand } from './commands/dr';
+import { reportCommand } from './commands/report';
+import { checkCommand } from './commands/check';
 import { retentionCommand } from './commands/retention';
 import { schedulesCommand } from './commands/schedules';
 import { statusCommand } from './commands/status';
@@ -29,9 +32,12 @@ export const program = new Command('runbook')
   .addCommand(restoreCommand)
   .addCommand(approveCommand)
   .addCommand(rejectCommand)
+  .addCommand(drCommand)
   .addCommand(drillCommand)
   .addCommand(drillsCommand)
   .addCommand(auditCommand)
+  .addCommand(reportCommand)
+  .addCommand(checkCommand)
   .addCommand(retentionCommand)
   .addCommand(schedulesCommand)
   .addCommand(statusCommand)

@@ -145,10 +145,7 @@ const smokeSchema = z.strictObject({
 
 const drillSchema = z.strictObject({
   /** When the drill schedule runs (`runbook schedules apply`); absent: drills are run by hand only. */
-  cron: z
-    .string()
-    .refine(isValidCron, 'a five-field cron expression such as "0 4 1 * *"')
-    .optional(),
+  cron: z.string().refine(isValidCron, 'a five-field cron expression such as "0 4 1 * *"').optional(),
   timezone: z.string().default('UTC'),
   paused: z.boolean().default(false),
   /** A drill must have passed within this long, or `runbook check` fails. */
@@ -161,18 +158,15 @@ const drillSchema = z.strictObject({
   rpoWindow: duration.default('7d'),
 });
 
-export const NOTIFY_EVENTS = [
-  'backup-failed',
-  'drill-failed',
-  'objective-missed',
-  'restore-awaiting-approval',
-  'restore-done',
-] as const;
+export const NOTIFY_EVENTS = ['backup-failed', 'drill-failed', 'objective-missed', 'restore-awaiting-approval', 'restore-done'] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 
 const notifySchema = z.strictObject({
   webhook: name,
-  events: z.array(z.enum(NOTIFY_EVENTS)).min(1).default([...NOTIFY_EVENTS]),
+  events: z
+    .array(z.enum(NOTIFY_EVENTS))
+    .min(1)
+    .default([...NOTIFY_EVENTS]),
 });
 
 const webhookSchema = z.strictObject({

@@ -10,6 +10,10 @@ export interface RestoreInput {
   reason: string;
   requestedBy: string;
   dryRun?: boolean;
+  /** The target the backup was taken of, when it is not `target` (disaster recovery to another server, clone to staging). */
+  sourceTarget?: string;
+  /** Fetch from this destination first (the one a disaster recovery found a good copy in). */
+  preferDestination?: string;
 }
 
 export interface TargetState {

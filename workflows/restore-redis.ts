@@ -109,7 +109,9 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     },
   );
   let plan: RestorePlan | undefined = undefined;
-  plan = await step('plan', () => quick.planRestore({ target, from: input.from }));
+  plan = await step('plan', () =>
+    quick.planRestore({ target, from: input.from, sourceTarget: input.sourceTarget, preferDestination: input.preferDestination }),
+  );
   report.plan = status.plan = plan;
   if (input.dryRun) return { ...report, outcome: 'dry-run', targetState: 'untouched (dry run)' };
   const { workflowId, runId } = workflowInfo();

@@ -81,22 +81,28 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
 
   return {
     /** What would be replaced by what: nothing is touched. Refuses what cannot work before anyone approves it. */
-    async planRestore(input: { target: string; from: string }): Promise<RestorePlan> {
+    async planRestore(input: { target: string; from: string; sourceTarget?: string; preferDestination?: string }): Promise<RestorePlan> {
       return run(async () => {
         const t = targetOf(config, input.target);
         const entry =
           input.from === 'latest'
-            ? (await listBackups(config, stores, input.target)).find((e) => e.manifest.verification.copies.every((c) => c.ok))
+            ? (await listBackups(config, stores, input.sourceTarget ?? input.target)).find((e) =>
+                e.manifest.verification.copies.every((c) => c.ok),
+              )
             : await findBackup(config, stores, input.from);
         if (!entry)
           throw new RunbookError('BACKUP_NOT_FOUND', `target ${input.target} has no verified backup`, 'take one with `runbook backup`');
-        if (entry.target !== input.target) {
-          throw new RunbookError('BAD_INPUT', `backup ${entry.backupId} is of target ${entry.target}, not ${input.target}`);
+        if (entry.target !== (input.sourceTarget ?? input.target)) {
+          throw new RunbookError(
+            'BAD_INPUT',
+            `backup ${entry.backupId} is of target ${entry.target}, not ${input.sourceTarget ?? input.target}`,
+          );
         }
         const m = entry.manifest;
+        const order = [...entry.destinations].sort((a, b) => Number(b === input.preferDestination) - Number(a === input.preferDestination));
         // The whole backup is fetched, decrypted, decompressed and checked against the manifest (checksums
         // and the RDB header) now, before anyone approves: a bad backup is refused at the plan.
-        const { destination: source } = await heartbeatEvery(5000, localRdb(stores, m, entry.destinations, { keys }));
+        const { destination: source } = await heartbeatEvery(5000, localRdb(stores, m, order, { keys }));
         const current = await withTarget(input.target, readTargetState);
         if (current.role !== 'master') {
           throw new RunbookError(

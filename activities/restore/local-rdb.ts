@@ -24,13 +24,15 @@ export async function localRdb(
   opts: ReadOptions & {
     /** Fetch into this folder, always from the destinations (a drill proves the stored copy, not a cached one). */
     dir?: string;
+    /** Fetch from the destinations even when this worker holds a proven copy (a recovery choosing among copies). */
+    fresh?: boolean;
   } = {},
 ): Promise<{ file: string; destination: string; storedSize: number }> {
   const { signal } = opts;
   const dir = opts.dir ?? path.join(restoreWorkDir(), manifest.backupId);
   const file = path.join(dir, 'dump.rdb');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (!opts.dir && (await matches(file, manifest, signal))) {
+  if (!opts.dir && !opts.fresh && (await matches(file, manifest, signal))) {
     // Its bytes are the backup's, but the manifest's version must still be checked against them.
     await checkVersion(file, manifest);
     return { file, destination: 'the copy already on this worker', storedSize: manifest.artifact.size };

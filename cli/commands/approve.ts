@@ -1,8 +1,9 @@
 import { Command } from 'commander';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import { RunbookError } from '../../common/errors';
 import type { Decision, RestoreStatus } from '../../common/restore-types';
+import type { RecoverStatus } from '../../workflows/recover-redis';
 import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
 
 const approver = z.string().regex(/^[\w.@-]{1,64}$/, 'a name of letters, digits and . _ @ -');
@@ -23,7 +24,7 @@ function decisionCommand(kind: 'approve' | 'reject') {
       const config = loadCliConfig(global);
       const client = await connectClient(config);
       const args = { approver: name.data, comment: raw.comment, reason: raw.reason ?? '', identity: client.options.identity };
-      const handle = client.workflow.getHandle(workflowId);
+      const handle = await decidedHandle(client, workflowId);
       await untilAwaitingApproval(handle);
       let decisions: Decision[];
       try {
@@ -34,9 +35,26 @@ function decisionCommand(kind: 'approve' | 'reject') {
         }
         throw err;
       }
-      print(global, decisions, () => `${kind === 'approve' ? 'approved' : 'rejected'} ${workflowId} as ${name.data}\n`);
+      print(global, decisions, () => `${kind === 'approve' ? 'approved' : 'rejected'} ${handle.workflowId} as ${name.data}\n`);
       await client.connection.close();
     }),
+  );
+}
+
+/** A disaster recovery is decided on its restore: `runbook approve dr/main` means its restore/main. */
+async function decidedHandle(client: Client, workflowId: string): Promise<WorkflowHandle> {
+  const handle = client.workflow.getHandle(workflowId);
+  if ((await handle.describe()).type !== 'recoverRedis') return handle;
+  for (let i = 0; i < 300; i++) {
+    const status = await handle.query<RecoverStatus>('status');
+    if (status.restoreWorkflowId) return client.workflow.getHandle(status.restoreWorkflowId);
+    if (['failed', 'cancelled', 'done'].includes(status.step)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new RunbookError(
+    'APPROVAL_REFUSED',
+    `the recovery ${workflowId} has no restore waiting for approval`,
+    `see \`runbook status ${workflowId}\``,
   );
 }
 

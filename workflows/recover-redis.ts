@@ -1,0 +1,159 @@
+// recoverRedis: the disaster-recovery runbook. Assess the target, choose the recovery point across
+// every destination, then hand over to the restore runbook (approval, safety backup, quiesce, make
+// live, verify, resume writers), and report the RTO and RPO achieved. The seeds' scenarios are its
+// options: complete loss or corruption (newest good point), rollback (--at), a rebuilt server or a
+// clone to staging (--to).
+import {
+  ApplicationFailure,
+  defineQuery,
+  startChild,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { Assessment, RecoverInput, RecoverReport, RecoveryPoint } from '../common/drill-types';
+import { PERMANENT } from '../common/errors';
+import type { RestoreReport } from '../common/restore-types';
+import { OUTCOME_ATTR, TARGET_ATTR } from '../common/search-attributes';
+import { restoreRedis } from './restore-redis';
+
+const retry = { nonRetryableErrorTypes: [...PERMANENT] as string[], maximumInterval: '10s' };
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { ...retry, maximumAttempts: 3 } });
+const heavy = proxyActivities<Activities>({ startToCloseTimeout: '6h', heartbeatTimeout: '30s', retry: { ...retry, maximumAttempts: 2 } });
+
+export interface RecoverStatus {
+  step: string;
+  assessment?: Assessment;
+  point?: RecoveryPoint;
+  restoreWorkflowId?: string;
+}
+
+export const recoverStatusQuery = defineQuery<RecoverStatus>('status');
+
+export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> {
+  const info = workflowInfo();
+  const started = Date.now();
+  const to = input.to ?? input.target;
+  const status: RecoverStatus = { step: 'assess' };
+  setHandler(recoverStatusQuery, () => status);
+  upsertSearchAttributes([{ key: TARGET_ATTR, value: to }]);
+  const report: RecoverReport = {
+    target: input.target,
+    to,
+    reason: input.reason,
+    requestedBy: input.requestedBy,
+    outcome: 'failed',
+    startedAt: new Date(started).toISOString(),
+    finishedAt: '',
+    assessment: { target: to, reachable: false, files: [] },
+  };
+  const finish = (outcome: RecoverReport['outcome']) => {
+    report.outcome = outcome;
+    report.finishedAt = new Date().toISOString();
+    upsertSearchAttributes([{ key: OUTCOME_ATTR, value: outcome }]);
+    return report;
+  };
+  try {
+    const { runId: toRunId, ...assessment } = await quick.assessTarget({ target: to });
+    report.assessment = status.assessment = assessment;
+    if (to !== input.target) {
+      // Two names for one server would make a clone to staging overwrite production.
+      const source = await quick.assessTarget({ target: input.target }).catch(() => undefined);
+      if (source?.runId && source.runId === toRunId) {
+        throw ApplicationFailure.create({
+          type: 'BAD_INPUT',
+          message: `targets ${input.target} and ${to} are the same Redis server (run_id ${toRunId}): refusing to restore one over itself as another`,
+          nonRetryable: true,
+        });
+      }
+    }
+    status.step = 'choose recovery point';
+    const point = await heavy.chooseRecoveryPoint({ target: input.target, at: input.at, from: input.from });
+    report.point = status.point = point;
+    const objectives = await quick.targetObjectives(input.target);
+    const incident = input.at ? Date.parse(input.at) : started;
+    const lostMs = Math.max(0, incident - Date.parse(point.createdAt));
+    report.rpo = { measuredMs: lostMs, objectiveMs: objectives.rpoMs, met: lostMs <= objectives.rpoMs };
+    if (input.dryRun) return finish('dry-run');
+    if (!assessment.reachable) {
+      throw ApplicationFailure.create({
+        type: 'TARGET_UNREACHABLE',
+        message: `${to} is unreachable (${assessment.error ?? 'no answer'}): start it, empty is fine, or a replacement server and recover into that with --to <target>`,
+        nonRetryable: true,
+      });
+    }
+
+    status.step = 'restore';
+    const restoreWorkflowId = `restore/${to}`;
+    let restore: RestoreReport;
+    try {
+      const child = await startChild(restoreRedis, {
+        workflowId: restoreWorkflowId,
+        args: [
+          {
+            target: to,
+            from: point.backupId,
+            sourceTarget: input.target,
+            preferDestination: point.destination,
+            reason: `disaster recovery (${info.workflowId}): ${input.reason}`,
+            requestedBy: input.requestedBy,
+          },
+        ],
+      });
+      // Announced once it exists: approvers can be pointed at it.
+      report.restoreWorkflowId = status.restoreWorkflowId = restoreWorkflowId;
+      restore = await child.result();
+    } catch (err) {
+      report.restore = restoreReportOf(err);
+      throw err;
+    }
+    report.restore = restore;
+    if (restore.outcome !== 'restored')
+      return finish(restore.outcome === 'rejected' || restore.outcome === 'expired' ? restore.outcome : 'failed');
+    const measured = Date.now() - started;
+    report.rto = {
+      measuredMs: measured,
+      withoutApprovalMs: measured - approvalWaitMs(restore),
+      objectiveMs: objectives.rtoMs,
+      met: measured <= objectives.rtoMs,
+    };
+    status.step = 'done';
+    return finish('recovered');
+  } catch (err) {
+    report.error = messageOf(err);
+    finish(isCancellation(err) ? 'cancelled' : 'failed');
+    status.step = report.outcome;
+    throw ApplicationFailure.create({
+      type: 'RECOVER_FAILED',
+      message: `recovery of ${to} ${report.outcome}: ${report.error}${report.restore ? `. Target: ${report.restore.targetState}` : ''}`,
+      details: [report],
+      nonRetryable: true,
+    });
+  }
+}
+
+/** From the plan being ready to the last approval: time a person took, not the runbook. */
+function approvalWaitMs(r: RestoreReport): number {
+  const plan = r.steps.find((s) => s.name === 'plan');
+  const last = r.decisions.filter((d) => d.decision === 'approve').at(-1);
+  if (!plan || !last) return 0;
+  return Math.max(0, Date.parse(last.at) - (Date.parse(plan.startedAt) + plan.durationMs));
+}
+
+function restoreReportOf(err: unknown): RestoreReport | undefined {
+  let e = err as { cause?: unknown; details?: unknown[] };
+  while (e) {
+    if (e instanceof ApplicationFailure && e.details?.[0]) return e.details[0] as RestoreReport;
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}
+
+function messageOf(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown };
+  while (e?.cause && (e as { cause?: { message?: string } }).cause?.message) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
