@@ -62,7 +62,8 @@ export async function listBackups(config: Config, stores: StoreRegistry, target:
       byId.set(id, entry);
     }
   }
-  return [...byId.values()].sort((a, b) => b.backupId.localeCompare(a.backupId));
+  // Newest first by the time of capture: ids of one second differ only by their random suffix.
+  return [...byId.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
 }
 
 export async function findBackup(config: Config, stores: StoreRegistry, backupId: string): Promise<CatalogEntry> {

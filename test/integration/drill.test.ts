@@ -12,6 +12,7 @@ import { storeRegistry } from '../../activities/storage';
 import type { DrillReport } from '../../common/drill-types';
 import { OUTCOME_ATTR, RTO_ATTR } from '../../common/search-attributes';
 import { artifactKeys, type BackupReport } from '../../common/types';
+import { createMetrics } from '../../worker/metrics';
 import { fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
@@ -171,6 +172,21 @@ describe('drillRedis', () => {
     const d = await handle.describe();
     expect(d.typedSearchAttributes.get(OUTCOME_ATTR)).toBe('passed');
     expect(d.typedSearchAttributes.get(RTO_ATTR)).toBeCloseTo(report.rto.measuredMs! / 1000, 3);
+
+    // The worker's metrics show the backup and the drill.
+    const metrics = createMetrics(t.config, storeRegistry(t.config));
+    const served = await metrics.serve(0);
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${served.port}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name}\\{target="main"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+      expect(value('runbook_last_verified_backup_timestamp_seconds')).toBe(Date.parse(good.manifest.createdAt) / 1000);
+      expect(value('runbook_last_backup_rdb_bytes')).toBe(good.manifest.rdb.size);
+      expect(value('runbook_last_drill_success')).toBe(1);
+      expect(value('runbook_last_drill_rto_seconds')).toBeCloseTo(report.rto.measuredMs! / 1000, 3);
+      expect(value('runbook_last_drill_rpo_seconds')).toBeCloseTo(Math.max(report.rpo.newestAgeMs!, report.rpo.maxGapMs!) / 1000, 3);
+    } finally {
+      await served.close();
+    }
   });
 
   it('fails on a flipped byte in the stored copy, says why, and alerts', async () => {
