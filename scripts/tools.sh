@@ -19,7 +19,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "$TOOLS_DIR/bin/$1" ]; }
 mkdir -p "$TOOLS_DIR/bin"
 
 missing_debs=()
-for pair in redis-server:redis-server redis-cli:redis-tools redis-check-rdb:redis-tools zstd:zstd age:age; do
+for pair in redis-server:redis-server redis-cli:redis-tools redis-check-rdb:redis-tools redis-check-aof:redis-tools zstd:zstd age:age; do
   bin=${pair%%:*} deb=${pair#*:}
   have "$bin" || missing_debs+=("$deb")
 done
