@@ -42,12 +42,18 @@ export async function connectTarget(targetName: string, target: TargetConfig, ti
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     enableOfflineQueue: false,
+    // Loading is looked at where it matters (INFO persistence); ioredis's own ready check would wait
+    // for it in steps of a second, invisibly.
+    enableReadyCheck: false,
   });
   // ioredis rejects connect() with "Connection is closed"; the cause (WRONGPASS...) comes as an event.
   let cause: unknown;
   client.on('error', (err) => (cause ??= err));
   try {
     await client.connect();
+    // Without the ready check, a refused AUTH shows only at the first command: this one (INFO is
+    // answered while loading, too).
+    await client.info('server');
   } catch (err) {
     client.disconnect();
     throw classifyRedisError(cause ?? err, targetName, e);

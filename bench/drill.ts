@@ -116,7 +116,7 @@ targets:
   bench:
     url: redis://127.0.0.1:${source.port}
     destinations: [disk, offsite]
-    smoke: { exists: ["key:*"], get: { "key:0": "value:0" } }
+    smoke: { exists: ["key:*", "key:0"] }
 `,
     path.join(root, 'runbook.yaml'),
   );

@@ -130,7 +130,7 @@ async function waitLoaded(host: string, port: number, password: string, child: C
   while (Date.now() < deadline) {
     if (child.exitCode !== null)
       throw new RunbookError('RDB_INVALID', `the scratch redis-server refused the backup's RDB (exit ${child.exitCode})`);
-    const c = new Redis({ host, port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const c = new Redis({ host, port, password, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     c.on('error', () => {});
     try {
       await c.connect();
