@@ -2,7 +2,7 @@
 // redis-server on the worker: it never connects to the target. Every activity is safe to retry: the
 // pick only reads, the restore works in its own folder and always removes its sandbox.
 import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
@@ -22,7 +22,7 @@ import type { ActivityDeps } from './index';
 import { parseInfo, parseKeyspace } from './redis-target';
 import { prefixOf } from './preflight';
 import { localRdb, restoreWorkDir } from './restore/local-rdb';
-import { startScratch, type Scratch } from './restore/scratch';
+import { OWNER, startScratch, type Scratch } from './restore/scratch';
 
 type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -120,6 +120,9 @@ export function createDrillActivities(deps: ActivityDeps, run: Run) {
               'run drills on a worker with more memory',
             );
           }
+          // Owned by this process: if it dies here, the next sandbox started on this host removes the folder.
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          await writeFile(path.join(dir, OWNER), JSON.stringify({ worker: process.pid }));
           const fetched = await timed('fetch', () =>
             localRdb(stores, manifest, [input.destination], { keys, signal: ctx.cancellationSignal, dir }),
           );

@@ -4,7 +4,7 @@
 //
 //   npm run bench:drill                      ~4M small keys (200-byte values), bench:backup's (i)
 //   BENCH_SCALE=0.05 npx tsx bench/drill.ts  quick run
-//   BENCH_DRILLS=3                           drills per source (default 2)
+//   BENCH_DRILLS=5                           drills per source (default 3)
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -25,7 +25,7 @@ import { startDevServer } from '../worker/dev-server';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const KEYS = Math.round(4_000_000 * SCALE);
-const DRILLS = Number(process.env.BENCH_DRILLS ?? 2);
+const DRILLS = Number(process.env.BENCH_DRILLS ?? 3);
 const root = mkdtempSync(path.join(process.env.BENCH_TMPDIR ?? os.tmpdir(), 'rr-bench-drill-'));
 const pids: number[] = [];
 const s = (ms: number) => +(ms / 1000).toFixed(2);

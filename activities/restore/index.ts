@@ -10,7 +10,7 @@ import type { MakeLiveResult, RestoreCheck, RestorePlan, TargetState, WriterPaus
 import type { Manifest } from '../../common/types';
 import { findBackup, listBackups } from '../catalog';
 import type { Redis } from 'ioredis';
-import { connectTarget } from '../redis-target';
+import { connectTarget, parseInfo } from '../redis-target';
 import { keyring } from '../crypto/keys';
 import type { ActivityDeps } from '../index';
 import { localRdb, removeLocalRdb } from './local-rdb';
@@ -210,7 +210,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
             const now = await readTargetState(client);
             const checks: RestoreCheck[] = [];
             const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
-            const loading = (await client.info('persistence')).includes('loading:1');
+            const loading = parseInfo(await client.info('persistence')).loading === '1';
             add('loaded', !loading, loading ? 'the target is still loading' : 'loading:0');
             add('role', now.role === input.before.role, `${now.role} (was ${input.before.role})`);
             add(

@@ -79,18 +79,19 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
   }
 }
 
-const OWNER = 'owner.json';
+export const OWNER = 'owner.json';
 
 /**
- * Scratch servers whose worker died (SIGKILL, OOM) without stopping them: each still holds a copy of
- * a backup and may still feed the target. The next scratch started on this host stops them. A server
+ * Scratch servers and drill folders whose worker died (SIGKILL, OOM) without removing them: each still
+ * holds a copy of a backup, and a server may still feed the target. The next scratch or sandbox started
+ * on this host removes them. A server
  * is killed only while it provably works in its own dir (/proc): a reused pid is left alone.
  */
 function stopOrphans(): void {
   const root = restoreWorkDir();
   let dirs: string[];
   try {
-    dirs = readdirSync(root).filter((d) => d.startsWith('scratch-'));
+    dirs = readdirSync(root).filter((d) => d.startsWith('scratch-') || d.startsWith('drill-'));
   } catch {
     return;
   }
@@ -130,7 +131,15 @@ async function waitLoaded(host: string, port: number, password: string, child: C
   while (Date.now() < deadline) {
     if (child.exitCode !== null)
       throw new RunbookError('RDB_INVALID', `the scratch redis-server refused the backup's RDB (exit ${child.exitCode})`);
-    const c = new Redis({ host, port, password, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const c = new Redis({
+      host,
+      port,
+      password,
+      lazyConnect: true,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     c.on('error', () => {});
     try {
       await c.connect();

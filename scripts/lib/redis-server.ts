@@ -144,7 +144,8 @@ export async function waitLoaded(port: number, timeoutMs = 60_000): Promise<void
     c.on('error', () => {});
     try {
       await c.connect();
-      if ((await c.info('persistence')).includes('loading:0')) return;
+      // Not includes('loading:0'): Redis 7 also reports async_loading:0 while it loads.
+      if (/^loading:0\r?$/m.test(await c.info('persistence'))) return;
     } catch {
       // starting or loading
     } finally {
