@@ -56,6 +56,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 
 async function main() {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // The dataset and its RDB, as redis-cli --rdb writes it.
   const sourceDir = path.join(root, 'source');
   mkdirSync(sourceDir);
