@@ -231,6 +231,11 @@ async function smokeChecks(client: Redis, smoke: SmokeConfig): Promise<Check[]> 
     });
   }
   for (const [key, want] of Object.entries(smoke.get)) {
+    const type = await client.type(key);
+    if (type !== 'string' && type !== 'none') {
+      checks.push({ name: `get ${key}`, ok: false, detail: `is a ${type}, not a string` });
+      continue;
+    }
     const got = await client.get(key);
     checks.push({
       name: `get ${key}`,

@@ -131,7 +131,7 @@ export function createRecoverActivities(deps: ActivityDeps, run: Run) {
                 considered.push({
                   ...copy,
                   ok: false,
-                  detail: (err as Error).message.replace(/^no copy of \S+ checks out \((.*)\)$/, '$1'),
+                  detail: (err as Error).message.replace(/^no copy of \S+ checks out \((.*)\)$/, '$1').replace(`${destination}: `, ''),
                 });
                 continue;
               }

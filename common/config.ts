@@ -135,7 +135,7 @@ export const restoreSchema = z
     path: ['writers'],
   });
 
-/** What `runbook drill`, the drill schedule and a disaster recovery check once the backup is loaded. */
+/** What a drill checks in its sandbox once the backup is loaded (`runbook drill` and the drill schedule). */
 const smokeSchema = z.strictObject({
   /** Key patterns (SCAN MATCH globs such as "task:*") of which at least one key must exist. */
   exists: z.array(z.string().min(1)).default([]),

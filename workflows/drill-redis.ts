@@ -75,11 +75,6 @@ export async function drillRedis(input: DrillInput): Promise<DrillReport> {
   };
   report.objectivesMet = report.rto.met && report.rpo.met;
 
-  upsertSearchAttributes([
-    { key: OUTCOME_ATTR, value: report.outcome },
-    ...(rtoMeasured !== null ? [{ key: RTO_ATTR, value: rtoMeasured / 1000 }] : []),
-    ...(rpoWorst !== null ? [{ key: RPO_ATTR, value: rpoWorst / 1000 }] : []),
-  ]);
   // The stored report is the drill's evidence; failing to store it fails the drill.
   let stored = true;
   try {
@@ -89,6 +84,12 @@ export async function drillRedis(input: DrillInput): Promise<DrillReport> {
     report.outcome = 'failed';
     report.reason = `${report.reason ? `${report.reason}; ` : ''}the report could not be stored: ${messageOf(err)}`;
   }
+  // After the report is stored: a drill whose report could not be kept is listed as failed.
+  upsertSearchAttributes([
+    { key: OUTCOME_ATTR, value: report.outcome },
+    ...(rtoMeasured !== null ? [{ key: RTO_ATTR, value: rtoMeasured / 1000 }] : []),
+    ...(rpoWorst !== null ? [{ key: RPO_ATTR, value: rpoWorst / 1000 }] : []),
+  ]);
   if (report.outcome === 'failed' || !report.objectivesMet) {
     const missed = [
       !report.rto.met && report.outcome === 'passed' ? `RTO ${seconds(rtoMeasured)} > ${hours(rtoMs)}` : '',

@@ -121,13 +121,27 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
       met: measured <= objectives.rtoMs,
     };
     status.step = 'done';
+    if (!report.rto.met || !report.rpo.met) {
+      await quick
+        .notify({
+          event: 'objective-missed',
+          target: to,
+          at: new Date().toISOString(),
+          title: `recovery of ${to} missed its objectives`,
+          text: `RTO ${Math.round(measured / 1000)} s (objective ${objectives.rtoMs / 1000} s), RPO ${Math.round(lostMs / 1000)} s (objective ${objectives.rpoMs / 1000} s)`,
+          workflowId: info.workflowId,
+          fields: { rtoSeconds: measured / 1000, rpoSeconds: lostMs / 1000, rtoMet: report.rto.met, rpoMet: report.rpo.met },
+        })
+        .catch(() => {});
+    }
     return finish('recovered');
   } catch (err) {
     report.error = messageOf(err);
     finish(isCancellation(err) ? 'cancelled' : 'failed');
     status.step = report.outcome;
     throw ApplicationFailure.create({
-      type: 'RECOVER_FAILED',
+      // The cause's own code where it has one (no copy verifies: BACKUP_NOT_FOUND), so the CLI exits by it.
+      type: rootType(err) ?? 'RECOVER_FAILED',
       message: `recovery of ${to} ${report.outcome}: ${report.error}${report.restore ? `. Target: ${report.restore.targetState}` : ''}`,
       details: [report],
       nonRetryable: true,
@@ -141,6 +155,16 @@ function approvalWaitMs(r: RestoreReport): number {
   const last = r.decisions.filter((d) => d.decision === 'approve').at(-1);
   if (!plan || !last) return 0;
   return Math.max(0, Date.parse(last.at) - (Date.parse(plan.startedAt) + plan.durationMs));
+}
+
+function rootType(err: unknown): string | undefined {
+  let e = err as { cause?: unknown };
+  let type: string | undefined;
+  while (e) {
+    if (e instanceof ApplicationFailure && e.type) type = e.type;
+    e = e.cause as typeof e;
+  }
+  return type === 'RESTORE_FAILED' || type === 'RESTORE_CANCELLED' ? 'RECOVER_FAILED' : type;
 }
 
 function restoreReportOf(err: unknown): RestoreReport | undefined {

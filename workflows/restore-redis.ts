@@ -148,7 +148,21 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       `runbook approve ${workflowId} --as <approver>`,
     ].join('\n'),
   );
-  const inTime = await condition(decided, plan.approvalTimeoutMs);
+  let inTime: boolean;
+  try {
+    inTime = await condition(decided, plan.approvalTimeoutMs);
+  } catch (err) {
+    // Cancelled while waiting: nothing was touched, but the trail and the channel still hear of it.
+    if (isCancellation(err)) {
+      await CancellationScope.nonCancellable(async () => {
+        await audit('cancelled', input.requestedBy, 'cancelled while awaiting approval; target untouched').catch(() => {});
+        await tell('restore-done', `restore of ${target} cancelled`, 'cancelled while awaiting approval; nothing was changed', {
+          outcome: 'cancelled',
+        });
+      });
+    }
+    throw err;
+  }
   for (const d of status.decisions)
     await audit(d.decision === 'approve' ? 'approved' : 'rejected', d.approver, d.comment, d.identity, d.at);
   if (!inTime || rejected) {

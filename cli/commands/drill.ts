@@ -21,7 +21,7 @@ const drillOptions = z.object({
 });
 
 /** A server without our search attributes would fail every drill at its first step: say so first. */
-async function requireSearchAttributes(client: Client, config: Config): Promise<void> {
+export async function requireSearchAttributes(client: Client, config: Config): Promise<void> {
   const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
   const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (customAttributes ?? {})));
   if (missing.length) {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { z } from 'zod';
 import { desiredSchedules, MANAGED_BY, planSchedules, type DesiredSchedule, type ExistingSchedule } from '../../common/schedule-plan';
+import { requireSearchAttributes } from './drill';
 import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
 
 function scheduleOptions(d: DesiredSchedule): ScheduleOptions {
@@ -60,6 +61,8 @@ const apply = new Command('apply')
       const config = loadCliConfig(global);
       const client = await connectClient(config);
       const desired = desiredSchedules(config);
+      // A drill schedule on a server without the drills' search attributes would start drills that cannot run.
+      if (desired.some((d) => d.workflowType === 'drillRedis')) await requireSearchAttributes(client, config);
       const plan = planSchedules(
         desired,
         await existingSchedules(
@@ -128,4 +131,7 @@ const list = new Command('list').description('list the schedules this config man
   }),
 );
 
-export const schedulesCommand = new Command('schedules').description('backup schedules from the config').addCommand(apply).addCommand(list);
+export const schedulesCommand = new Command('schedules')
+  .description('backup and drill schedules from the config')
+  .addCommand(apply)
+  .addCommand(list);

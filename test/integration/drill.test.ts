@@ -1,7 +1,8 @@
 // Restore drills on real servers: a Temporal dev server, redis-server, versitygw (the off-site copy)
 // and a webhook receiver. A drill fetches a stored copy, loads it into a sandbox on the worker,
 // verifies it and measures RTO/RPO; it never touches the target and always removes its sandbox.
-import { readdirSync, readFileSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -254,6 +255,75 @@ describe('drillRedis', () => {
     const alert = await hook.waitFor('objective-missed', since);
     expect(alert.text).toMatch(/RPO .* > /);
     expect(alert.metadata.event_payload).toMatchObject({ target: 'laggard', objectivesMet: false });
+  });
+});
+
+describe('drills from the command line and on a killed or cancelled run', () => {
+  const cli = (...args: string[]) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      // Not spawnSync: the worker serving the CLI's workflows runs in this process.
+      const child = spawn(process.execPath, ['--import', 'tsx', 'cli/index.ts', '--config', t.configFile, ...args], { timeout: 60_000 });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+
+  it('runs a drill and prints its report; a failed drill prints it too and exits 6', async () => {
+    const ok = await cli('drill', 'main', '--wait');
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/^drill main-drill-\S+ of main: PASSED/);
+    expect(ok.stdout).toContain('from offsite');
+    const bad = await cli('drill', 'strict', '--wait');
+    expect(bad.status).toBe(6);
+    expect(bad.stdout).toContain('FAILED');
+    expect(bad.stderr).toContain('[DRILL_FAILED]');
+    const usage = await cli('drill', 'main', '--from', 'nowhere');
+    expect(usage.status).toBe(2);
+  });
+
+  it('lists drills by target and outcome from Temporal', async () => {
+    let rows: { workflowId: string; outcome: string; rtoSeconds: number | null }[] = [];
+    // Visibility is eventually consistent: the drills above appear within moments.
+    for (let i = 0; i < 50; i++) {
+      const r = await cli('--json', 'drills', 'list', 'strict', '--outcome', 'failed');
+      expect(r.status).toBe(0);
+      rows = JSON.parse(r.stdout) as typeof rows;
+      if (rows.length >= 2) break;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    expect(rows.every((r) => r.outcome === 'failed' && r.rtoSeconds === null)).toBe(true);
+    const passed = JSON.parse((await cli('--json', 'drills', 'list', 'main', '--outcome', 'passed')).stdout) as typeof rows;
+    expect(passed.length).toBeGreaterThan(0);
+    expect(passed.every((r) => r.outcome === 'passed' && r.rtoSeconds! > 0)).toBe(true);
+  });
+
+  it('leaves no sandbox when cancelled, and removes one a killed worker left behind', async () => {
+    // What a worker killed mid-drill leaves: a drill folder owned by a process that no longer exists.
+    const dead = spawnSync('true').pid!;
+    const orphan = path.join(restoreWorkDir(), 'drill-orphan-test');
+    mkdirSync(orphan, { recursive: true });
+    writeFileSync(path.join(orphan, 'owner.json'), JSON.stringify({ worker: dead }));
+    writeFileSync(path.join(orphan, 'dump.rdb'), 'REDIS0011');
+
+    const handle = await t.env.client.workflow.start('drillRedis', {
+      taskQueue: t.taskQueue,
+      workflowId: `drill/test/cancel-${Date.now()}`,
+      args: [{ target: 'main', requestedBy: 'test' }],
+    });
+    for (let i = 0; i < 200; i++) {
+      const d = await handle.describe();
+      if ((d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'drillRestore')) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow();
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    for (let i = 0; i < 100 && sandboxDirs().length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(sandboxDirs()).toEqual([]);
+    expect(existsSync(orphan)).toBe(false);
   });
 });
 
