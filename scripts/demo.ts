@@ -1,6 +1,7 @@
 // npm run demo: the backup runbook on embedded defaults. Starts the Temporal dev server (state in
 // .runbook/temporal.sqlite), a throwaway Redis filled with sample data of every type, and a worker;
-// then runs the real CLI: a backup, the list of backups, and a verification.
+// then runs the real CLI: a backup, the list of backups, a verification, a restore drill into a
+// sandbox, the health check and the HTML report.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -36,6 +37,10 @@ targets:
     destinations: [local]
     compression: zstd
     retention: { keepLast: 3 }
+    rpo: 24h
+    rto: 15m
+    smoke: { exists: ["user:*", "session:*"] }
+    drill: { interval: 35d }
 `;
 writeFileSync(configFile, configText);
 const config = parseConfig(configText, configFile);
@@ -66,6 +71,10 @@ try {
   process.stdout.write(`${latest}\n`);
   process.stdout.write(await runbook('backups', 'verify', latest));
   process.stdout.write(await runbook('retention', 'demo', '--dry-run'));
+  process.stdout.write(await runbook('drill', 'demo', '--wait'));
+  process.stdout.write(await runbook('check', 'demo'));
+  const reportFile = path.join(demoDir, 'demo-report.html');
+  process.stdout.write(await runbook('report', 'demo', '--out', reportFile));
   const workflowId = JSON.parse(await runbook('--json', 'backups', 'show', latest)).manifest.workflow.workflowId as string;
   say(`done. See the run in the Temporal UI: ${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
   process.stdout.write(`    backups are in ${path.join(demoDir, 'backups')}; the config used is ${configFile}\n`);

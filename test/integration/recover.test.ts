@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecoverReport } from '../../common/drill-types';
 import { artifactKeys, type BackupReport } from '../../common/types';
@@ -16,12 +17,15 @@ import { startS3, type S3Server } from '../support/s3';
 let t: RestoreEnv;
 let prod: RedisProcess;
 let staging: RedisProcess;
+let aof: RedisProcess;
 let s3: S3Server;
 let seq = 0;
 
 beforeAll(async () => {
   prod = await startRedis();
   staging = await startRedis();
+  aof = await startRedis({ args: ['--appendonly', 'yes'] });
+  await aof.client().set('k', 'v');
   await fillDataset(prod.client(), { keys: 500 });
   s3 = await startS3();
   await s3.createBucket('offsite');
@@ -39,6 +43,10 @@ beforeAll(async () => {
     url: ${staging.url}
     destinations: [disk]
     restore: { approvers: [alice] }
+  aofbox:
+    url: ${aof.url}
+    destinations: [disk]
+    dataDir: ${aof.dir}
   alias:
     url: redis://localhost:${prod.port}
     destinations: [disk]
@@ -54,6 +62,7 @@ afterAll(async () => {
   await t?.close();
   await prod?.stop();
   await staging?.stop();
+  await aof?.stop();
   await s3?.stop();
 });
 
@@ -165,6 +174,24 @@ describe('recoverRedis', () => {
     expect(r).toMatchObject({ outcome: 'recovered', to: 'staging' });
     expect(await digestAll(staging.client())).toEqual(prodBefore);
     expect(await digestAll(prod.client())).toEqual(prodBefore);
+  });
+
+  it("checks an AOF target's files, and fails by its cause when no backup exists (exit 8)", async () => {
+    const handle = await recover({ target: 'aofbox', dryRun: true });
+    const err = (await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as WorkflowFailedError;
+    const failure = err.cause as ApplicationFailure;
+    expect(failure.type).toBe('BACKUP_NOT_FOUND');
+    const r = failure.details![0] as RecoverReport;
+    expect(r.assessment).toMatchObject({ reachable: true, aofEnabled: true });
+    expect(r.assessment.files).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: expect.stringMatching(/^redis-check-aof /), ok: true })]),
+    );
+    const cliRun = await cli('dr', 'aofbox', '--reason', 'no backups yet', '--dry-run');
+    expect(cliRun.status).toBe(8);
+    expect(cliRun.stdout).toContain('redis-check-aof');
   });
 
   it('refuses to restore a server over itself under another name', async () => {
