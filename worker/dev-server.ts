@@ -6,7 +6,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RunbookError } from '../common/errors';
-import { searchAttributeArgs } from '../common/search-attributes';
+import { Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { SEARCH_ATTRIBUTES, searchAttributeArgs } from '../common/search-attributes';
 import { toolPath } from '../common/tools';
 
 export interface DevServer {
@@ -73,6 +75,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     }
     await sleep(100);
   }
+  await ensureSearchAttributes(`127.0.0.1:${opts.port}`, opts.namespace ?? 'default');
   return {
     address: `127.0.0.1:${opts.port}`,
     uiUrl: `http://127.0.0.1:${uiPort}`,
@@ -85,6 +88,31 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       }
     },
   };
+}
+
+/**
+ * The flags register the search attributes in a new database only: one made by an older version keeps
+ * what it had. Whatever is missing is added here.
+ */
+async function ensureSearchAttributes(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !(name in (customAttributes ?? {})));
+    if (missing.length === 0) return;
+    const { IndexedValueType } = proto.temporal.api.enums.v1;
+    await connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(
+        missing.map(([name, type]) => [
+          name,
+          type === 'Keyword' ? IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD : IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+        ]),
+      ),
+    });
+  } finally {
+    await connection.close();
+  }
 }
 
 function portOpen(port: number): Promise<boolean> {
