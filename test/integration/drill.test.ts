@@ -2,7 +2,8 @@
 // and a webhook receiver. A drill fetches a stored copy, loads it into a sandbox on the worker,
 // verifies it and measures RTO/RPO; it never touches the target and always removes its sandbox.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -27,6 +28,8 @@ let hook: WebhookServer;
 let seq = 0;
 
 beforeAll(async () => {
+  // A temp dir of this file's own: other files' restores run their scratch servers meanwhile.
+  process.env.TMPDIR = mkdtempSync(path.join(os.tmpdir(), 'rr-drill-tmp-'));
   redis = await startRedis();
   const c = redis.client();
   await fillDataset(c, { keys: 2000 });
@@ -80,6 +83,7 @@ afterAll(async () => {
   await redis?.stop();
   await s3?.stop();
   await hook?.close();
+  rmSync(process.env.TMPDIR!, { recursive: true, force: true });
 });
 
 const drill = (args: Record<string, unknown>) =>
@@ -102,12 +106,15 @@ async function failedDrill(args: Record<string, unknown>): Promise<DrillReport> 
   return (cause as ApplicationFailure).details![0] as DrillReport;
 }
 
+/** redis-server processes working in this file's restore folder (sandboxes and scratch servers). */
 const redisServers = () =>
   readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('redis-server');
+        return (
+          readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('redis-server') && readlinkSync(`/proc/${p}/cwd`).startsWith(restoreWorkDir())
+        );
       } catch {
         return false;
       }
