@@ -212,8 +212,17 @@ export function createActivities(deps: ActivityDeps) {
     /** Sends an event to the target's webhooks; the metrics hear of it on the first attempt only. */
     async notify(event: RunbookEvent): Promise<string[]> {
       return run(async () => {
-        if (Context.current().info.attempt === 1) deps.onEvent?.(event);
-        return sendNotification(config, event);
+        const ctx = Context.current();
+        if (ctx.info.attempt === 1) deps.onEvent?.(event);
+        // Webhooks reached by an earlier attempt are not sent the event again.
+        const sent = new Set((ctx.info.heartbeatDetails as string[] | undefined) ?? []);
+        return sendNotification(config, event, {
+          skip: sent,
+          onSent: (webhook) => {
+            sent.add(webhook);
+            ctx.heartbeat([...sent]);
+          },
+        });
       });
     },
 

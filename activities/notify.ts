@@ -23,9 +23,17 @@ export function slackBody(e: RunbookEvent): SlackBody {
   };
 }
 
-/** Sends the event to every webhook of its target that wants it; returns their names. */
-export async function sendNotification(config: Config, e: RunbookEvent): Promise<string[]> {
-  const wanted = targetOf(config, e.target).notify.filter((n) => n.events.includes(e.event));
+/**
+ * Sends the event to every webhook of its target that wants it, except those in `skip` (reached by an
+ * earlier attempt); `onSent` hears of each success. Returns the names of all that want it.
+ */
+export async function sendNotification(
+  config: Config,
+  e: RunbookEvent,
+  opts: { skip?: ReadonlySet<string>; onSent?: (webhook: string) => void } = {},
+): Promise<string[]> {
+  const all = targetOf(config, e.target).notify.filter((n) => n.events.includes(e.event));
+  const wanted = all.filter((n) => !opts.skip?.has(n.webhook));
   const body = JSON.stringify(slackBody(e));
   await Promise.all(
     wanted.map(async ({ webhook }) => {
@@ -49,7 +57,8 @@ export async function sendNotification(config: Config, e: RunbookEvent): Promise
       if (status < 200 || status >= 300) {
         throw new RunbookError('NOTIFY_FAILED', `webhook ${webhook} answered HTTP ${status}`, 'check the URL it references');
       }
+      opts.onSent?.(webhook);
     }),
   );
-  return wanted.map((w) => w.webhook);
+  return all.map((w) => w.webhook);
 }

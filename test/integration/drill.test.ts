@@ -25,6 +25,7 @@ let t: RestoreEnv;
 let redis: RedisProcess;
 let s3: S3Server;
 let hook: WebhookServer;
+let flaky: WebhookServer & { refused: number };
 let seq = 0;
 
 beforeAll(async () => {
@@ -40,6 +41,8 @@ beforeAll(async () => {
   s3 = await startS3();
   await s3.createBucket('offsite');
   hook = await startWebhook();
+  flaky = await startWebhook({ refuse: 1 });
+  process.env.DRILL_TEST_FLAKY_WEBHOOK = flaky.url;
   process.env.DRILL_TEST_S3_KEY = s3.accessKeyId;
   process.env.DRILL_TEST_S3_SECRET = s3.secretAccessKey;
   process.env.DRILL_TEST_WEBHOOK = hook.url;
@@ -55,6 +58,10 @@ beforeAll(async () => {
     drill: { rpoWindow: 1d }
     notify: [{ webhook: ops }]
     restore: { approvers: [alice] }
+  twohooks:
+    url: ${redis.url}
+    destinations: [disk]
+    notify: [{ webhook: ops, events: [drill-failed] }, { webhook: flaky, events: [drill-failed] }]
   gone:
     url: redis://127.0.0.1:1
     destinations: [disk]
@@ -73,7 +80,7 @@ beforeAll(async () => {
 `,
     {
       storage: `  offsite: { type: s3, bucket: offsite, endpoint: "${s3.endpoint}", forcePathStyle: true, accessKeyId: env:DRILL_TEST_S3_KEY, secretAccessKey: env:DRILL_TEST_S3_SECRET }`,
-      top: `webhooks:\n  ops: { url: env:DRILL_TEST_WEBHOOK }`,
+      top: `webhooks:\n  ops: { url: env:DRILL_TEST_WEBHOOK }\n  flaky: { url: env:DRILL_TEST_FLAKY_WEBHOOK }`,
     },
   );
 });
@@ -83,6 +90,7 @@ afterAll(async () => {
   await redis?.stop();
   await s3?.stop();
   await hook?.close();
+  await flaky?.close();
   rmSync(process.env.TMPDIR!, { recursive: true, force: true });
 });
 
@@ -341,6 +349,16 @@ describe('notifications', () => {
     const alert = await hook.waitFor('backup-failed', since);
     expect(alert.text).toContain('127.0.0.1:1');
     expect(alert.metadata.event_payload).toMatchObject({ target: 'gone' });
+  });
+
+  it('retries only the webhook that failed: the others get each event once', async () => {
+    const since = hook.received.length;
+    await failedDrill({ target: 'twohooks' }); // no backup yet
+    await flaky.waitFor('drill-failed');
+    expect(flaky.refused).toBe(1);
+    await new Promise((r) => setTimeout(r, 500));
+    const toOps = hook.received.slice(since).filter((b) => b.metadata.event_payload.target === 'twohooks');
+    expect(toOps).toHaveLength(1);
   });
 
   it('tells approvers a restore waits for them, and everyone how it ended', async () => {

@@ -11,12 +11,19 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-export async function startWebhook(): Promise<WebhookServer> {
+/** `refuse`: answer the first this many requests with HTTP 500 (not recorded). */
+export async function startWebhook(opts: { refuse?: number } = {}): Promise<WebhookServer & { refused: number }> {
   const received: SlackBody[] = [];
+  let refused = 0;
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
+      if (refused < (opts.refuse ?? 0)) {
+        refused++;
+        res.writeHead(500).end();
+        return;
+      }
       received.push(JSON.parse(body) as SlackBody);
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     });
@@ -26,6 +33,9 @@ export async function startWebhook(): Promise<WebhookServer> {
   return {
     url: `http://127.0.0.1:${port}/hooks/T000/B000/secret-token`,
     received,
+    get refused() {
+      return refused;
+    },
     async waitFor(eventType, since = 0, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
