@@ -399,6 +399,7 @@ ${table('drills', ['Started (UTC)', 'Outcome', 'Reason', 'Backup', 'Phases', 'RT
 const EVENT_KIND: Record<string, string> = {
   approved: 'ok',
   restored: 'ok',
+  recovered: 'ok',
   rejected: 'bad',
   failed: 'bad',
   expired: 'warn',

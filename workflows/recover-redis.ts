@@ -5,6 +5,7 @@
 // clone to staging (--to).
 import {
   ApplicationFailure,
+  CancellationScope,
   defineQuery,
   startChild,
   isCancellation,
@@ -14,6 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { AuditEvent } from '../common/audit';
 import type { Assessment, RecoverInput, RecoverReport, RecoveryPoint } from '../common/drill-types';
 import { PERMANENT } from '../common/errors';
 import type { RestoreReport } from '../common/restore-types';
@@ -50,6 +52,17 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
     finishedAt: '',
     assessment: { target: to, reachable: false, files: [] },
   };
+  const audit = (event: AuditEvent['event'], detail: string) =>
+    quick.recordAudit({
+      at: new Date().toISOString(),
+      target: to,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      action: 'recover',
+      event,
+      actor: input.requestedBy,
+      detail,
+    });
   const finish = (outcome: RecoverReport['outcome']) => {
     report.outcome = outcome;
     report.finishedAt = new Date().toISOString();
@@ -78,6 +91,10 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
     const lostMs = Math.max(0, incident - Date.parse(point.createdAt));
     report.rpo = { measuredMs: lostMs, objectiveMs: objectives.rpoMs, met: lostMs <= objectives.rpoMs };
     if (input.dryRun) return finish('dry-run');
+    await audit(
+      'requested',
+      `recover ${point.backupId} from ${point.destination}${to !== input.target ? ` (a backup of ${input.target})` : ''}: ${input.reason}`,
+    );
     if (!assessment.reachable) {
       throw ApplicationFailure.create({
         type: 'TARGET_UNREACHABLE',
@@ -121,6 +138,10 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
       met: measured <= objectives.rtoMs,
     };
     status.step = 'done';
+    await audit(
+      'recovered',
+      `from ${point.backupId}: RTO ${Math.round(measured / 1000)} s (${Math.round(report.rto.withoutApprovalMs / 1000)} s without the wait for approval), RPO ${Math.round(lostMs / 1000)} s`,
+    );
     if (!report.rto.met || !report.rpo.met) {
       await quick
         .notify({
@@ -138,6 +159,11 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
   } catch (err) {
     report.error = messageOf(err);
     finish(isCancellation(err) ? 'cancelled' : 'failed');
+    if (report.point && !input.dryRun) {
+      await CancellationScope.nonCancellable(() =>
+        audit(report.outcome === 'cancelled' ? 'cancelled' : 'failed', report.error ?? ''),
+      ).catch(() => {});
+    }
     status.step = report.outcome;
     throw ApplicationFailure.create({
       // The cause's own code where it has one (no copy verifies: BACKUP_NOT_FOUND), so the CLI exits by it.

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAudit } from '../../activities/audit';
+import { storeRegistry } from '../../activities/storage';
 import type { RecoverReport } from '../../common/drill-types';
 import { artifactKeys, type BackupReport } from '../../common/types';
 import { digestAll, fillDataset } from '../support/dataset';
@@ -161,6 +163,14 @@ describe('recoverRedis', () => {
     expect(r.rto!.measuredMs).toBeGreaterThan(0);
     expect(r.rto!.withoutApprovalMs).toBeLessThanOrEqual(r.rto!.measuredMs);
     expect(r.rpo!.met).toBe(true);
+    // The trail holds the recovery and, within it, the restore and its approval.
+    const trail = (await readAudit(t.config, storeRegistry(t.config), 'prod')).filter(
+      (e) => e.workflowId === handle.workflowId || e.workflowId === 'restore/prod',
+    );
+    expect(trail.map((e) => `${e.action} ${e.event}`)).toEqual(
+      expect.arrayContaining(['recover requested', 'restore requested', 'restore approved', 'restore restored', 'recover recovered']),
+    );
+    expect(trail.find((e) => e.event === 'recovered')!.detail).toMatch(new RegExp(`^from ${b2.backupId}: RTO \\d+ s`));
   });
 
   it('clones production to staging with --to, leaving production alone', async () => {
