@@ -20,7 +20,7 @@ import { keyring } from './crypto/keys';
 import { writeDrillReport } from './drill-store';
 import type { ActivityDeps } from './index';
 import { parseInfo, parseKeyspace } from './redis-target';
-import { prefixOf } from './preflight';
+import { scanPrefixCounts } from './preflight';
 import { localRdb, restoreWorkDir } from './restore/local-rdb';
 import { OWNER, startScratch, type Scratch } from './restore/scratch';
 
@@ -154,7 +154,9 @@ export function createDrillActivities(deps: ActivityDeps, run: Run) {
               keyspace = parseKeyspace(parseInfo(await client.info('keyspace')));
               checks.push(...keyspaceChecks(manifest, keyspace));
               await client.select(Number(new URL(t.url).pathname.slice(1) || 0));
-              checks.push(prefixCheck(manifest, await prefixSample(client, manifest.prefixes.sampleSize)));
+              // The same sample the backup's preflight took: the first keys SCAN returns, counted by prefix.
+              const sample = await scanPrefixCounts(client, manifest.prefixes.sampleSize);
+              checks.push(prefixCheck(manifest, { sampleSize: sample.seen, counts: Object.fromEntries(sample.counts) }));
               checks.push(...(await smokeChecks(client, t.smoke)));
             });
           }
@@ -199,24 +201,6 @@ function checkRdbFile(file: string, manifest: Manifest, signal: AbortSignal): Pr
       }
     });
   });
-}
-
-/** The same sample the backup's preflight took: the first keys SCAN returns, counted by prefix. */
-async function prefixSample(client: Redis, size: number): Promise<{ sampleSize: number; counts: Record<string, number> }> {
-  const counts: Record<string, number> = {};
-  let seen = 0;
-  let cursor = '0';
-  if (size > 0) {
-    do {
-      const [next, batch] = await client.scan(cursor, 'COUNT', 1000);
-      cursor = next;
-      for (const key of batch.slice(0, size - seen)) {
-        counts[prefixOf(key)] = (counts[prefixOf(key)] ?? 0) + 1;
-        seen++;
-      }
-    } while (cursor !== '0' && seen < size);
-  }
-  return { sampleSize: seen, counts };
 }
 
 /** The target's smoke checks: a key matching each pattern exists; each listed key holds its value. */

@@ -58,23 +58,27 @@ export function prefixOf(key: string): string {
   return i > 0 ? key.slice(0, i + 1) : '(no prefix)';
 }
 
-/** Counts key prefixes (up to the first ':') over a SCAN sample of the selected database. */
-export async function samplePrefixes(client: Redis, sampleSize: number, total: number): Promise<PreflightResult['prefixes']> {
+/** The first `size` keys SCAN returns in the selected database, counted by prefix. */
+export async function scanPrefixCounts(client: Redis, size: number): Promise<{ seen: number; counts: Map<string, number> }> {
   const counts = new Map<string, number>();
   let seen = 0;
   let cursor = '0';
-  if (sampleSize > 0) {
+  if (size > 0) {
     do {
       const [next, keys] = await client.scan(cursor, 'COUNT', 1000);
       cursor = next;
-      for (const key of keys) {
-        if (seen >= sampleSize) break;
+      for (const key of keys.slice(0, size - seen)) {
+        counts.set(prefixOf(key), (counts.get(prefixOf(key)) ?? 0) + 1);
         seen++;
-        const prefix = prefixOf(key);
-        counts.set(prefix, (counts.get(prefix) ?? 0) + 1);
       }
-    } while (cursor !== '0' && seen < sampleSize);
+    } while (cursor !== '0' && seen < size);
   }
+  return { seen, counts };
+}
+
+/** Counts key prefixes over a SCAN sample of the selected database. */
+export async function samplePrefixes(client: Redis, sampleSize: number, total: number): Promise<PreflightResult['prefixes']> {
+  const { seen, counts } = await scanPrefixCounts(client, sampleSize);
   const top: PrefixCount[] = [...counts]
     .sort((a, b) => b[1] - a[1])
     .slice(0, 20)

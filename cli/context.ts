@@ -54,6 +54,12 @@ export function rootFailure(err: unknown): { code?: string; message: string } {
   return { message: (e as Error)?.message ?? String(e) };
 }
 
+/** The report a failed runbook carries in its failure (drills and recoveries do), if any. */
+export function failureReport<T>(err: unknown): T | undefined {
+  const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+  return cause instanceof ApplicationFailure ? (cause.details?.[0] as T | undefined) : undefined;
+}
+
 export function handleError(err: unknown): never {
   const { code, message } = rootFailure(err);
   process.stderr.write(`error${code ? ` [${code}]` : ''}: ${message}\n`);

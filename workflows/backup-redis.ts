@@ -1,5 +1,6 @@
 import { ApplicationFailure, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { messageOf } from './shared';
 import { makeBackupId } from '../common/backup-id';
 import { PERMANENT } from '../common/errors';
 import { renderBackupText } from '../common/report';
@@ -50,12 +51,6 @@ no backup was kept (${info.workflowId})`,
     }
     throw err;
   }
-}
-
-function messageOf(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown };
-  while (e?.cause && (e as { cause?: { message?: string } }).cause?.message) e = e.cause as typeof e;
-  return e?.message ?? String(err);
 }
 
 async function runBackup(input: BackupInput): Promise<BackupReport> {

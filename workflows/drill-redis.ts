@@ -1,20 +1,11 @@
 // drillRedis: prove that a stored backup restores. Pick one, fetch it from the drill's destination,
 // load it into a sandbox on the worker, verify it, and measure RTO and RPO against the objectives.
 // The target is never touched. A failed drill or a missed objective is reported and alerted.
-import { ApplicationFailure, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DrillInput, DrillPick, DrillReport, DrillRestoreResult } from '../common/drill-types';
 import { drillHeadline, hours, seconds } from '../common/drill-report';
-import { PERMANENT } from '../common/errors';
 import { OUTCOME_ATTR, RPO_ATTR, RTO_ATTR, TARGET_ATTR } from '../common/search-attributes';
-
-const retry = { nonRetryableErrorTypes: [...PERMANENT] as string[], maximumInterval: '10s' };
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { ...retry, maximumAttempts: 5 } });
-const heavy = proxyActivities<Activities>({
-  startToCloseTimeout: '6h',
-  heartbeatTimeout: '30s',
-  retry: { ...retry, maximumAttempts: 2 },
-});
+import { heavy, messageOf, quick } from './shared';
 
 export async function drillRedis(input: DrillInput): Promise<DrillReport> {
   const info = workflowInfo();
@@ -122,10 +113,4 @@ export async function drillRedis(input: DrillInput): Promise<DrillReport> {
     throw ApplicationFailure.create({ type: 'DRILL_FAILED', message: drillHeadline(report), details: [report], nonRetryable: true });
   }
   return report;
-}
-
-function messageOf(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown };
-  while (e?.cause && (e as { cause?: { message?: string } }).cause?.message) e = e.cause as typeof e;
-  return e?.message ?? String(err);
 }

@@ -9,22 +9,16 @@ import {
   defineQuery,
   startChild,
   isCancellation,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { AuditEvent } from '../common/audit';
 import type { Assessment, RecoverInput, RecoverReport, RecoveryPoint } from '../common/drill-types';
-import { PERMANENT } from '../common/errors';
 import type { RestoreReport } from '../common/restore-types';
 import { OUTCOME_ATTR, TARGET_ATTR } from '../common/search-attributes';
 import { restoreRedis } from './restore-redis';
-
-const retry = { nonRetryableErrorTypes: [...PERMANENT] as string[], maximumInterval: '10s' };
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { ...retry, maximumAttempts: 3 } });
-const heavy = proxyActivities<Activities>({ startToCloseTimeout: '6h', heartbeatTimeout: '30s', retry: { ...retry, maximumAttempts: 2 } });
+import { heavy, messageOf, quick } from './shared';
 
 export interface RecoverStatus {
   step: string;
@@ -200,10 +194,4 @@ function restoreReportOf(err: unknown): RestoreReport | undefined {
     e = e.cause as typeof e;
   }
   return undefined;
-}
-
-function messageOf(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown };
-  while (e?.cause && (e as { cause?: { message?: string } }).cause?.message) e = e.cause as typeof e;
-  return e?.message ?? String(err);
 }

@@ -9,14 +9,11 @@ import {
   defineUpdate,
   executeChild,
   isCancellation,
-  proxyActivities,
   setHandler,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { AuditEvent } from '../common/audit';
-import { PERMANENT } from '../common/errors';
 import type {
   ApproveArgs,
   Decision,
@@ -29,15 +26,7 @@ import type {
   WriterPauseState,
 } from '../common/restore-types';
 import { backupRedis } from './backup-redis';
-
-const retry = { nonRetryableErrorTypes: [...PERMANENT] as string[], maximumInterval: '10s' };
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { ...retry, maximumAttempts: 5 } });
-// Loading a large backup takes as long as it takes; a silent worker is caught by the heartbeat.
-const heavy = proxyActivities<Activities>({
-  startToCloseTimeout: '6h',
-  heartbeatTimeout: '30s',
-  retry: { ...retry, maximumAttempts: 2 },
-});
+import { heavy, messageOf, quick } from './shared';
 
 export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
 export const approveUpdate = defineUpdate<Decision[], [ApproveArgs & { identity?: string }]>('approve');
@@ -309,10 +298,4 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       nonRetryable: true,
     });
   }
-}
-
-function messageOf(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown };
-  while (e?.cause && (e as { cause?: { message?: string } }).cause?.message) e = e.cause as typeof e;
-  return e?.message ?? String(err);
 }

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowIdConflictPolicy } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
 import { targetOf } from '../../common/config';
@@ -8,7 +7,7 @@ import { hours, seconds } from '../../common/drill-report';
 import type { RecoverReport } from '../../common/drill-types';
 import { RunbookError } from '../../common/errors';
 import type { RecoverStatus } from '../../workflows/recover-redis';
-import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, connectClient, failureReport, loadCliConfig, print, type GlobalOptions } from '../context';
 
 const options = z
   .object({
@@ -111,8 +110,7 @@ export const drCommand = new Command('dr')
         try {
           report = await handle.result();
         } catch (err) {
-          const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
-          const failed = cause instanceof ApplicationFailure ? (cause.details?.[0] as RecoverReport | undefined) : undefined;
+          const failed = failureReport<RecoverReport>(err);
           if (failed) print(global, failed, () => renderRecoverText(failed));
           throw err;
         }

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
 import { targetOf, type Config } from '../../common/config';
@@ -8,7 +7,7 @@ import { renderDrillText, seconds } from '../../common/drill-report';
 import type { DrillReport } from '../../common/drill-types';
 import { RunbookError } from '../../common/errors';
 import { OUTCOME_ATTR, RPO_ATTR, RTO_ATTR, SEARCH_ATTRIBUTES } from '../../common/search-attributes';
-import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, connectClient, failureReport, loadCliConfig, print, type GlobalOptions } from '../context';
 
 const badInput = (e: z.ZodError) => new RunbookError('BAD_INPUT', e.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
 
@@ -77,8 +76,7 @@ export const drillCommand = new Command('drill')
         report = await handle.result();
       } catch (err) {
         // A failed drill still has its report: print it, then fail with its reason.
-        const failure = err instanceof WorkflowFailedError ? err.cause : undefined;
-        const failed = failure instanceof ApplicationFailure ? (failure.details?.[0] as DrillReport | undefined) : undefined;
+        const failed = failureReport<DrillReport>(err);
         if (failed) print(global, failed, () => renderDrillText(failed));
         throw err;
       }

@@ -1,7 +1,7 @@
 // Restore drills on real servers: a Temporal dev server, redis-server, versitygw (the off-site copy)
 // and a webhook receiver. A drill fetches a stored copy, loads it into a sandbox on the worker,
 // verifies it and measures RTO/RPO; it never touches the target and always removes its sandbox.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { OUTCOME_ATTR, RTO_ATTR } from '../../common/search-attributes';
 import { artifactKeys, type BackupReport } from '../../common/types';
 import { createMetrics } from '../../worker/metrics';
 import { fillDataset } from '../support/dataset';
+import { runCli } from '../support/cli';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { startS3, type S3Server } from '../support/s3';
@@ -274,16 +275,7 @@ describe('drillRedis', () => {
 });
 
 describe('drills from the command line and on a killed or cancelled run', () => {
-  const cli = (...args: string[]) =>
-    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      // Not spawnSync: the worker serving the CLI's workflows runs in this process.
-      const child = spawn(process.execPath, ['--import', 'tsx', 'cli/index.ts', '--config', t.configFile, ...args], { timeout: 60_000 });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('close', (status) => resolve({ status, stdout, stderr }));
-    });
+  const cli = (...args: string[]) => runCli(t.configFile, ...args);
 
   it('runs a drill and prints its report; a failed drill prints it too and exits 6', async () => {
     const ok = await cli('drill', 'main', '--wait');

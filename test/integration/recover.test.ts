@@ -1,7 +1,6 @@
 // The disaster-recovery runbook on real servers: the recovery point is chosen across destinations
 // (off-site when the local copy is gone or damaged), --at picks the newest backup before a moment,
 // and a recovery restores after approval, into the target or into another one (clone to staging).
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -12,6 +11,7 @@ import { storeRegistry } from '../../activities/storage';
 import type { RecoverReport } from '../../common/drill-types';
 import { artifactKeys, type BackupReport } from '../../common/types';
 import { digestAll, fillDataset } from '../support/dataset';
+import { runCli } from '../support/cli';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { startS3, type S3Server } from '../support/s3';
@@ -227,16 +227,7 @@ describe('recoverRedis', () => {
   });
 });
 
-// Not spawnSync: the worker serving the CLI's workflows runs in this process.
-const cli = (...args: string[]) =>
-  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/index.ts', '--config', t.configFile, ...args], { timeout: 60_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
+const cli = (...args: string[]) => runCli(t.configFile, ...args);
 
 async function waitForChild(handle: { query<T>(n: string): Promise<T> }): Promise<void> {
   for (let i = 0; i < 600; i++) {
