@@ -258,3 +258,27 @@ describe('runbook schedules apply fails clearly', () => {
     expect(r.stderr).toContain(closed);
   });
 });
+
+describe('drill schedules', () => {
+  it('creates drill/<target> for a target whose drill has a cron, starting drillRedis monthly', async () => {
+    const file = path.join(dir, 'drills.yaml');
+    writeFileSync(
+      file,
+      configText(env.address, { main: [{ name: 'nightly', cron: '0 2 * * *' }] }).replace(
+        'schedules:',
+        "drill: { cron: '0 4 1 * *' }\n    schedules:",
+      ),
+    );
+    const r = await cli(file, '--json', 'schedules', 'apply');
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as ApplySummary).created).toContain('drill/main');
+    const drill = await describeSchedule('drill/main');
+    expect(drill.action).toMatchObject({
+      workflowType: 'drillRedis',
+      workflowId: 'drill/main',
+      args: [{ target: 'main', requestedBy: 'schedule:drill' }],
+    });
+    expect(drill.policies).toMatchObject({ overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: 86_400_000 });
+    for (const t of drill.info.nextActionTimes) expect([t.getUTCDate(), t.getUTCHours(), t.getUTCMinutes()]).toEqual([1, 4, 0]);
+  });
+});
