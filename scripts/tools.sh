@@ -33,7 +33,7 @@ if [ ${#missing_debs[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing_debs[*]}"
   $sudo apt-get update -qq
   # policy-rc.d keeps the packaged Redis service from starting: nothing here uses a system Redis.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends \
+  DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends \
     "${missing_debs[@]}" >/dev/null
 fi
 
