@@ -8,6 +8,7 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateIdentity } from '../../activities/crypto/age';
 import { listDrillReports } from '../../activities/drill-store';
 import { restoreWorkDir } from '../../activities/restore/local-rdb';
 import { storeRegistry } from '../../activities/storage';
@@ -47,6 +48,7 @@ beforeAll(async () => {
   process.env.DRILL_TEST_S3_KEY = s3.accessKeyId;
   process.env.DRILL_TEST_S3_SECRET = s3.secretAccessKey;
   process.env.DRILL_TEST_WEBHOOK = hook.url;
+  process.env.DRILL_TEST_AGE_KEY = generateIdentity();
   t = await startRestoreEnv(
     'drill-test',
     () => `
@@ -59,6 +61,10 @@ beforeAll(async () => {
     drill: { rpoWindow: 1d }
     notify: [{ webhook: ops }]
     restore: { approvers: [alice] }
+  sealed:
+    url: ${redis.url}
+    destinations: [disk, offsite]
+    encrypt: drillkey
   twohooks:
     url: ${redis.url}
     destinations: [disk]
@@ -81,7 +87,7 @@ beforeAll(async () => {
 `,
     {
       storage: `  offsite: { type: s3, bucket: offsite, endpoint: "${s3.endpoint}", forcePathStyle: true, accessKeyId: env:DRILL_TEST_S3_KEY, secretAccessKey: env:DRILL_TEST_S3_SECRET }`,
-      top: `webhooks:\n  ops: { url: env:DRILL_TEST_WEBHOOK }\n  flaky: { url: env:DRILL_TEST_FLAKY_WEBHOOK }`,
+      top: `webhooks:\n  ops: { url: env:DRILL_TEST_WEBHOOK }\n  flaky: { url: env:DRILL_TEST_FLAKY_WEBHOOK }\nencryption:\n  keys: { drillkey: env:DRILL_TEST_AGE_KEY }`,
     },
   );
 });
@@ -206,6 +212,15 @@ describe('drillRedis', () => {
     }
   });
 
+  it('decrypts an encrypted off-site copy with the key named in its manifest', async () => {
+    const r = await t.backup('sealed');
+    expect(r.manifest.artifact.encryption?.keyId).toBe('drillkey');
+    const report = await drill({ target: 'sealed' });
+    expect(report).toMatchObject({ outcome: 'passed', backup: { backupId: r.backupId, destination: 'offsite' } });
+    expect(report.checks.find((c) => c.name === 'key count')?.ok).toBe(true);
+    expect(JSON.stringify(report)).not.toContain(process.env.DRILL_TEST_AGE_KEY);
+  });
+
   it('fails on a flipped byte in the stored copy, says why, and alerts', async () => {
     const r = await t.backup('main');
     const file = path.join(t.dir, 'backups', fileOf('main', r));
@@ -293,7 +308,7 @@ describe('drills from the command line and on a killed or cancelled run', () => 
   it('lists drills by target and outcome from Temporal', async () => {
     let rows: { workflowId: string; outcome: string; rtoSeconds: number | null }[] = [];
     // Visibility is eventually consistent: the drills above appear within moments.
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 20; i++) {
       const r = await cli('--json', 'drills', 'list', 'strict', '--outcome', 'failed');
       expect(r.status).toBe(0);
       rows = JSON.parse(r.stdout) as typeof rows;
