@@ -35,7 +35,8 @@ export async function sendNotification(
   const all = targetOf(config, e.target).notify.filter((n) => n.events.includes(e.event));
   const wanted = all.filter((n) => !opts.skip?.has(n.webhook));
   const body = JSON.stringify(slackBody(e));
-  await Promise.all(
+  // Settled, not all: a webhook reached after another failed still counts as reached.
+  const results = await Promise.allSettled(
     wanted.map(async ({ webhook }) => {
       const hook = config.webhooks[webhook]!;
       const url = resolveSecret(hook.url, `webhooks.${webhook}.url`);
@@ -60,5 +61,7 @@ export async function sendNotification(
       opts.onSent?.(webhook);
     }),
   );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return all.map((w) => w.webhook);
 }

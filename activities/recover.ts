@@ -13,7 +13,7 @@ import { listDestination } from './catalog';
 import { keyring } from './crypto/keys';
 import type { ActivityDeps } from './index';
 import { connectTarget, parseInfo } from './redis-target';
-import { localRdb } from './restore/local-rdb';
+import { localRdb, removeLocalRdb } from './restore/local-rdb';
 
 type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -26,7 +26,7 @@ export function createRecoverActivities(deps: ActivityDeps, run: Run) {
 
   return {
     /** Reachable? What role, how many keys, is it persisting? With the data dir at hand, are its files sound? */
-    async assessTarget(input: { target: string }): Promise<Assessment & { runId?: string }> {
+    async assessTarget(input: { target: string; checkFiles?: boolean }): Promise<Assessment & { runId?: string }> {
       return run(async () => {
         const t = targetOf(config, input.target);
         const a: Assessment & { runId?: string } = { target: input.target, reachable: false, files: [] };
@@ -43,12 +43,13 @@ export function createRecoverActivities(deps: ActivityDeps, run: Run) {
               role: info.role,
               version: info.redis_version,
               runId: info.run_id,
-              dbsize: await client.dbsize(),
               loading: info.loading === '1',
               aofEnabled: info.aof_enabled === '1',
               rdbLastBgsaveStatus: info.rdb_last_bgsave_status,
               lastSaveAt: info.rdb_last_save_time ? new Date(Number(info.rdb_last_save_time) * 1000).toISOString() : undefined,
             });
+            // A loading server answers DBSIZE with -LOADING: it is up, and its files are still worth checking.
+            a.dbsize = await client.dbsize().catch(() => undefined);
             const conf = async (name: string) => ((await client.call('CONFIG', 'GET', name)) as string[])[1];
             dir ??= await conf('dir').catch(() => undefined);
             rdbName = (await conf('dbfilename').catch(() => undefined)) ?? rdbName;
@@ -60,16 +61,23 @@ export function createRecoverActivities(deps: ActivityDeps, run: Run) {
         } catch (err) {
           a.error = (err as Error).message;
         }
+        if (input.checkFiles === false) return a;
         if (dir && (await readable(dir))) {
           const ctx = Context.current();
-          const rdb = path.join(dir, rdbName);
-          if (await readable(rdb)) a.files.push(await checkFile('redis-check-rdb', [rdb], ctx.cancellationSignal));
-          else a.files.push({ name: rdbName, ok: true, detail: `no ${rdbName} in ${dir}: the server has not saved a snapshot there` });
-          // Redis 7 keeps the AOF as a manifest and its parts in appenddirname; older ones as one file.
-          const manifest = path.join(dir, aofDir, `${aofName}.manifest`);
-          const single = path.join(dir, aofName);
-          if (await readable(manifest)) a.files.push(await checkFile('redis-check-aof', [manifest], ctx.cancellationSignal));
-          else if (await readable(single)) a.files.push(await checkFile('redis-check-aof', [single], ctx.cancellationSignal));
+          // redis-check-rdb on a large file takes minutes: the heartbeat says the check is alive.
+          const beat = setInterval(() => ctx.heartbeat({ phase: 'checking files' }), 5_000);
+          try {
+            const rdb = path.join(dir, rdbName);
+            if (await readable(rdb)) a.files.push(await checkFile('redis-check-rdb', [rdb], ctx.cancellationSignal));
+            else a.files.push({ name: rdbName, ok: true, detail: `no ${rdbName} in ${dir}: the server has not saved a snapshot there` });
+            // Redis 7 keeps the AOF as a manifest and its parts in appenddirname; older ones as one file.
+            const manifest = path.join(dir, aofDir, `${aofName}.manifest`);
+            const single = path.join(dir, aofName);
+            if (await readable(manifest)) a.files.push(await checkFile('redis-check-aof', [manifest], ctx.cancellationSignal));
+            else if (await readable(single)) a.files.push(await checkFile('redis-check-aof', [single], ctx.cancellationSignal));
+          } finally {
+            clearInterval(beat);
+          }
         } else {
           a.files.push({
             name: 'data files',
@@ -127,6 +135,7 @@ export function createRecoverActivities(deps: ActivityDeps, run: Run) {
               try {
                 await localRdb(stores, manifest, [destination], { keys, signal: ctx.cancellationSignal, fresh: true });
               } catch (err) {
+                await removeLocalRdb(manifest.backupId);
                 if (ctx.cancellationSignal.aborted) throw err;
                 considered.push({
                   ...copy,

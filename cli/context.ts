@@ -1,7 +1,7 @@
 // What every command needs: the config, a Temporal client, output that is text or JSON, and one
 // place where failures become a message and an exit code.
 import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
+import { ApplicationFailure, ActivityFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { loadConfig, type Config } from '../common/config';
 import { dataConverterFor } from '../worker/payload-codec';
 import { RunbookError } from '../common/errors';
@@ -51,6 +51,9 @@ export function rootFailure(err: unknown): { code?: string; message: string } {
   if (e instanceof ApplicationFailure) return { code: e.type ?? undefined, message: e.message };
   if (e instanceof RunbookError) return { code: e.code, message: e.hint ? `${e.message}\n  hint: ${e.hint}` : e.message };
   if (e instanceof WorkflowNotFoundError) return { code: 'BACKUP_NOT_FOUND', message: e.message };
+  // Cancelled or terminated by someone: the run ended without doing its work, which is no bug of ours.
+  if (e instanceof CancelledFailure || e instanceof TerminatedFailure)
+    return { code: 'WORKFLOW_FAILED', message: `the run was ${e instanceof CancelledFailure ? 'cancelled' : 'terminated'}: ${e.message}` };
   return { message: (e as Error)?.message ?? String(e) };
 }
 

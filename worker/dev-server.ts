@@ -75,7 +75,16 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     }
     await sleep(100);
   }
-  await ensureSearchAttributes(`127.0.0.1:${opts.port}`, opts.namespace ?? 'default');
+  try {
+    await ensureSearchAttributes(`127.0.0.1:${opts.port}`, opts.namespace ?? 'default');
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new RunbookError(
+      'TEMPORAL_UNAVAILABLE',
+      `the Temporal dev server started, but its search attributes could not be set up: ${(err as Error).message.split('\n')[0]}`,
+      'start it again; if it persists, move the database file aside',
+    );
+  }
   return {
     address: `127.0.0.1:${opts.port}`,
     uiUrl: `http://127.0.0.1:${uiPort}`,
@@ -95,6 +104,18 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
  * what it had. Whatever is missing is added here.
  */
 async function ensureSearchAttributes(address: string, namespace: string): Promise<void> {
+  // The port opens a moment before the namespace is ready: a few tries.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await addMissingSearchAttributes(address, namespace);
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(250);
+    }
+  }
+}
+
+async function addMissingSearchAttributes(address: string, namespace: string): Promise<void> {
   const connection = await Connection.connect({ address });
   try {
     const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });

@@ -6,6 +6,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  ParentClosePolicy,
   defineQuery,
   startChild,
   isCancellation,
@@ -13,6 +14,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { AuditEvent } from '../common/audit';
 import type { Assessment, RecoverInput, RecoverReport, RecoveryPoint } from '../common/drill-types';
 import type { RestoreReport } from '../common/restore-types';
@@ -25,6 +27,8 @@ export interface RecoverStatus {
   assessment?: Assessment;
   point?: RecoveryPoint;
   restoreWorkflowId?: string;
+  /** The run of that restore: an approval by the recovery's id goes to this run and no other. */
+  restoreRunId?: string;
 }
 
 export const recoverStatusQuery = defineQuery<RecoverStatus>('status');
@@ -64,11 +68,11 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
     return report;
   };
   try {
-    const { runId: toRunId, ...assessment } = await quick.assessTarget({ target: to });
+    const { runId: toRunId, ...assessment } = await heavy.assessTarget({ target: to, checkFiles: true });
     report.assessment = status.assessment = assessment;
     if (to !== input.target) {
       // Two names for one server would make a clone to staging overwrite production.
-      const source = await quick.assessTarget({ target: input.target }).catch(() => undefined);
+      const source = await quick.assessTarget({ target: input.target, checkFiles: false }).catch(() => undefined);
       if (source?.runId && source.runId === toRunId) {
         throw ApplicationFailure.create({
           type: 'BAD_INPUT',
@@ -77,6 +81,13 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
         });
       }
     }
+    if (!assessment.reachable && !input.dryRun) {
+      throw ApplicationFailure.create({
+        type: 'TARGET_UNREACHABLE',
+        message: `${to} is unreachable (${assessment.error ?? 'no answer'}): start it, empty is fine, or a replacement server and recover into that with --to <target>`,
+        nonRetryable: true,
+      });
+    }
     status.step = 'choose recovery point';
     const point = await heavy.chooseRecoveryPoint({ target: input.target, at: input.at, from: input.from });
     report.point = status.point = point;
@@ -84,25 +95,24 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
     const incident = input.at ? Date.parse(input.at) : started;
     const lostMs = Math.max(0, incident - Date.parse(point.createdAt));
     report.rpo = { measuredMs: lostMs, objectiveMs: objectives.rpoMs, met: lostMs <= objectives.rpoMs };
-    if (input.dryRun) return finish('dry-run');
+    if (input.dryRun) {
+      // The proven copy was kept for a restore that will not come: production data leaves the worker.
+      await quick.removeRestoreFiles({ backupIds: [point.backupId] }).catch(() => {});
+      return finish('dry-run');
+    }
     await audit(
       'requested',
       `recover ${point.backupId} from ${point.destination}${to !== input.target ? ` (a backup of ${input.target})` : ''}: ${input.reason}`,
     );
-    if (!assessment.reachable) {
-      throw ApplicationFailure.create({
-        type: 'TARGET_UNREACHABLE',
-        message: `${to} is unreachable (${assessment.error ?? 'no answer'}): start it, empty is fine, or a replacement server and recover into that with --to <target>`,
-        nonRetryable: true,
-      });
-    }
-
     status.step = 'restore';
     const restoreWorkflowId = `restore/${to}`;
     let restore: RestoreReport;
     try {
       const child = await startChild(restoreRedis, {
         workflowId: restoreWorkflowId,
+        // Ending the recovery (cancelled, terminated, timed out) cancels its restore, which then rolls
+        // back and resumes writers; terminating the restore outright would skip that.
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         args: [
           {
             target: to,
@@ -116,8 +126,17 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
       });
       // Announced once it exists: approvers can be pointed at it.
       report.restoreWorkflowId = status.restoreWorkflowId = restoreWorkflowId;
+      status.restoreRunId = child.firstExecutionRunId;
       restore = await child.result();
     } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        await quick.removeRestoreFiles({ backupIds: [point.backupId] }).catch(() => {});
+        throw ApplicationFailure.create({
+          type: 'RESTORE_RUNNING',
+          message: `a restore of ${to} is already running (${restoreWorkflowId}): let it finish or cancel it, then recover again`,
+          nonRetryable: true,
+        });
+      }
       report.restore = restoreReportOf(err);
       throw err;
     }
@@ -152,7 +171,12 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
     return finish('recovered');
   } catch (err) {
     report.error = messageOf(err);
-    finish(isCancellation(err) ? 'cancelled' : 'failed');
+    // A restore cancelled with its recovery reports RESTORE_CANCELLED, not a cancellation.
+    finish(isCancellation(err) || innermostType(err) === 'RESTORE_CANCELLED' ? 'cancelled' : 'failed');
+    if (report.point && !report.restoreWorkflowId) {
+      // Failed before the restore took the proven copy over: it leaves the worker here.
+      await CancellationScope.nonCancellable(() => quick.removeRestoreFiles({ backupIds: [report.point!.backupId] })).catch(() => {});
+    }
     if (report.point && !input.dryRun) {
       await CancellationScope.nonCancellable(() =>
         audit(report.outcome === 'cancelled' ? 'cancelled' : 'failed', report.error ?? ''),
@@ -177,13 +201,18 @@ function approvalWaitMs(r: RestoreReport): number {
   return Math.max(0, Date.parse(last.at) - (Date.parse(plan.startedAt) + plan.durationMs));
 }
 
-function rootType(err: unknown): string | undefined {
+function innermostType(err: unknown): string | undefined {
   let e = err as { cause?: unknown };
   let type: string | undefined;
   while (e) {
     if (e instanceof ApplicationFailure && e.type) type = e.type;
     e = e.cause as typeof e;
   }
+  return type;
+}
+
+function rootType(err: unknown): string | undefined {
+  const type = innermostType(err);
   return type === 'RESTORE_FAILED' || type === 'RESTORE_CANCELLED' ? 'RECOVER_FAILED' : type;
 }
 

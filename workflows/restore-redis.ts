@@ -102,7 +102,13 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     quick.planRestore({ target, from: input.from, sourceTarget: input.sourceTarget, preferDestination: input.preferDestination }),
   );
   report.plan = status.plan = plan;
-  if (input.dryRun) return { ...report, outcome: 'dry-run', targetState: 'untouched (dry run)' };
+  // The plan fetched the backup onto the worker; a restore that ends before making it live removes it.
+  const dropPlannedCopy = () =>
+    CancellationScope.nonCancellable(() => quick.removeRestoreFiles({ backupIds: [plan!.backup.backupId] })).catch(() => {});
+  if (input.dryRun) {
+    await dropPlannedCopy();
+    return { ...report, outcome: 'dry-run', targetState: 'untouched (dry run)' };
+  }
   const { workflowId, runId } = workflowInfo();
   const tell = (event: 'restore-awaiting-approval' | 'restore-done', title: string, text: string, fields = {}) =>
     quick
@@ -144,6 +150,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     // Cancelled while waiting: nothing was touched, but the trail and the channel still hear of it.
     if (isCancellation(err)) {
       await CancellationScope.nonCancellable(async () => {
+        await dropPlannedCopy();
         await audit('cancelled', input.requestedBy, 'cancelled while awaiting approval; target untouched').catch(() => {});
         await tell('restore-done', `restore of ${target} cancelled`, 'cancelled while awaiting approval; nothing was changed', {
           outcome: 'cancelled',
@@ -158,6 +165,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     const outcome = rejected ? 'rejected' : 'expired';
     if (outcome === 'expired') await audit('expired', 'timeout', `no decision within ${plan.approvalTimeoutMs / 1000} s`);
     status.step = outcome;
+    await dropPlannedCopy();
     await tell('restore-done', `restore of ${target} ${outcome}`, 'nothing was changed', { outcome });
     return { ...report, outcome, targetState: `untouched (${outcome}: nothing was changed)` };
   }

@@ -53,6 +53,8 @@ export async function localRdb(
         signal,
       });
     } catch (err) {
+      // Decrypted production data: a half-written file never stays behind.
+      await rm(tmp, { force: true });
       if (signal?.aborted) throw err;
       problems.push(`${destination}: ${(err as Error).message.split('\n')[0]}`);
       continue;

@@ -61,7 +61,10 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
     ],
     { stdio: 'ignore' },
   );
-  writeFileSync(path.join(dir, OWNER), JSON.stringify({ worker: process.pid, server: child.pid }));
+  // A missing binary is an error event: unheard, it would take the whole worker down.
+  let spawnError: Error | undefined;
+  child.on('error', (err) => (spawnError = err));
+  writeFileSync(path.join(dir, OWNER), ownerRecord(child.pid));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
@@ -71,7 +74,7 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const client = await waitLoaded(host, port, password, child, timeoutMs);
+    const client = await waitLoaded(host, port, password, child, timeoutMs, dir, () => spawnError);
     return { host, port, password, client, stop: async () => (client.disconnect(), stop()) };
   } catch (err) {
     await stop();
@@ -80,6 +83,13 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
 }
 
 export const OWNER = 'owner.json';
+
+/**
+ * This process, as a folder's owner. The token tells this process from an earlier one with the same
+ * pid: a restarted container's worker usually gets its predecessor's pid.
+ */
+const PROCESS_TOKEN = randomBytes(8).toString('hex');
+export const ownerRecord = (server?: number): string => JSON.stringify({ worker: process.pid, token: PROCESS_TOKEN, server });
 
 /**
  * Scratch servers and drill folders whose worker died (SIGKILL, OOM) without removing them: each still
@@ -97,13 +107,14 @@ function stopOrphans(): void {
   }
   for (const name of dirs) {
     const dir = path.join(root, name);
-    let owner: { worker: number; server?: number };
+    let owner: { worker: number; token?: string; server?: number };
     try {
       owner = JSON.parse(readFileSync(path.join(dir, OWNER), 'utf8')) as typeof owner;
     } catch {
       continue; // being started, or not one of ours
     }
-    if (isAlive(owner.worker)) continue;
+    const ownerAlive = owner.worker === process.pid ? owner.token === PROCESS_TOKEN : isAlive(owner.worker);
+    if (ownerAlive) continue;
     if (owner.server && isAlive(owner.server)) {
       if (!existsSync('/proc/self/cwd')) continue; // no /proc: cannot tell it is ours
       // redis-server rewrites its command line, but works in its --dir.
@@ -126,11 +137,40 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function waitLoaded(host: string, port: number, password: string, child: ChildProcess, timeoutMs: number): Promise<Redis> {
+async function waitLoaded(
+  host: string,
+  port: number,
+  password: string,
+  child: ChildProcess,
+  timeoutMs: number,
+  dir: string,
+  spawnError: () => Error | undefined,
+): Promise<Redis> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null)
-      throw new RunbookError('RDB_INVALID', `the scratch redis-server refused the backup's RDB (exit ${child.exitCode})`);
+    const failed = spawnError();
+    if (failed) {
+      throw new RunbookError(
+        'CONFIG_INVALID',
+        `redis-server could not be started on this worker: ${failed.message}`,
+        'run `npm run tools`',
+      );
+    }
+    // Killed (the OOM killer, while loading) is an exit too: a signal and no exit code.
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const log = (() => {
+        try {
+          return readFileSync(path.join(dir, 'redis.log'), 'utf8').trim().split('\n').slice(-3).join(' | ');
+        } catch {
+          return '';
+        }
+      })();
+      throw new RunbookError(
+        'RDB_INVALID',
+        `the scratch redis-server stopped before it served the backup (${child.signalCode ? `killed by ${child.signalCode}` : `exit ${child.exitCode}`})${log ? `: ${log}` : ''}`,
+        child.signalCode === 'SIGKILL' ? 'the worker may lack the memory to load it' : 'its log above says why',
+      );
+    }
     const c = new Redis({
       host,
       port,

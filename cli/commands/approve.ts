@@ -44,10 +44,15 @@ function decisionCommand(kind: 'approve' | 'reject') {
 /** A disaster recovery is decided on its restore: `runbook approve dr/main` means its restore/main. */
 async function decidedHandle(client: Client, workflowId: string): Promise<WorkflowHandle> {
   const handle = client.workflow.getHandle(workflowId);
-  if ((await handle.describe()).type !== 'recoverRedis') return handle;
+  const d = await handle.describe();
+  if (d.type !== 'recoverRedis') return handle;
+  if (d.status.name !== 'RUNNING') {
+    throw new RunbookError('APPROVAL_REFUSED', `the recovery ${workflowId} is ${d.status.name.toLowerCase()}: nothing waits for approval`);
+  }
   for (let i = 0; i < 300; i++) {
     const status = await handle.query<RecoverStatus>('status');
-    if (status.restoreWorkflowId) return client.workflow.getHandle(status.restoreWorkflowId);
+    // That very run: an older recovery's id must never approve a restore someone started since.
+    if (status.restoreWorkflowId) return client.workflow.getHandle(status.restoreWorkflowId, status.restoreRunId);
     if (['failed', 'cancelled', 'done'].includes(status.step)) break;
     await new Promise((r) => setTimeout(r, 200));
   }

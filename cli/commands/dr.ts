@@ -7,6 +7,7 @@ import { hours, seconds } from '../../common/drill-report';
 import type { RecoverReport } from '../../common/drill-types';
 import { RunbookError } from '../../common/errors';
 import type { RecoverStatus } from '../../workflows/recover-redis';
+import { requireSearchAttributes } from './drill';
 import { action, connectClient, failureReport, loadCliConfig, print, type GlobalOptions } from '../context';
 
 const options = z
@@ -76,6 +77,8 @@ export const drCommand = new Command('dr')
       const to = opts.to ?? targetName;
       targetOf(config, to);
       const client = await connectClient(config);
+      // Without them the recovery could not get past its first step: say so now, not never.
+      await requireSearchAttributes(client, config);
       const workflowId = opts.dryRun ? `dr-plan/${to}/${Date.now()}` : `dr/${to}`;
       let handle;
       try {
@@ -124,6 +127,16 @@ export const drCommand = new Command('dr')
         const d = status?.restoreWorkflowId ? undefined : await handle.describe();
         if (d && d.status.name !== 'RUNNING') break;
         if (!status?.restoreWorkflowId) await new Promise((r) => setTimeout(r, 200));
+      }
+      if (!status?.restoreWorkflowId && (await handle.describe()).status.name === 'RUNNING') {
+        // Still choosing (a large backup being proven): hand over rather than block here.
+        print(
+          global,
+          { workflowId, runId: handle.firstExecutionRunId },
+          () =>
+            `started ${workflowId}; it is still choosing the recovery point. Follow it with \`runbook status ${workflowId}\`, then approve its restore with \`runbook approve ${workflowId} --as <approver>\`\n`,
+        );
+        return;
       }
       if (!status?.restoreWorkflowId) {
         // It ended before the restore: the result says why.

@@ -1,12 +1,13 @@
 // The disaster-recovery runbook on real servers: the recovery point is chosen across destinations
 // (off-site when the local copy is gone or damaged), --at picks the newest backup before a moment,
 // and a recovery restores after approval, into the target or into another one (clone to staging).
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../../activities/audit';
+import { restoreWorkDir } from '../../activities/restore/local-rdb';
 import { storeRegistry } from '../../activities/storage';
 import type { RecoverReport } from '../../common/drill-types';
 import { artifactKeys, type BackupReport } from '../../common/types';
@@ -144,8 +145,9 @@ describe('recoverRedis', () => {
     );
   });
 
-  it('with --from, recovers that backup', async () => {
+  it('with --from, recovers that backup, and a plan leaves no copy of it on the worker', async () => {
     expect((await plan({ target: 'prod', from: b2.backupId })).point!.backupId).toBe(b2.backupId);
+    expect(existsSync(path.join(restoreWorkDir(), b2.backupId))).toBe(false);
   });
 
   it('recovers after complete data loss: approval, restore, verification, RTO and RPO', async () => {
@@ -184,6 +186,26 @@ describe('recoverRedis', () => {
     expect(r).toMatchObject({ outcome: 'recovered', to: 'staging' });
     expect(await digestAll(staging.client())).toEqual(prodBefore);
     expect(await digestAll(prod.client())).toEqual(prodBefore);
+    // Its id approves nothing more once it has ended.
+    const late = await cli('approve', handle.workflowId, '--as', 'alice');
+    expect(late.status).toBe(9);
+    expect(late.stderr).toContain('is completed: nothing waits for approval');
+  });
+
+  it('cancelled while its restore awaits approval: the restore is cancelled too, nothing changed', async () => {
+    const before = await digestAll(staging.client());
+    const handle = await recover({ target: 'prod', to: 'staging', from: b1.backupId });
+    await waitForChild(handle);
+    const restore = t.env.client.workflow.getHandle('restore/staging');
+    await awaitingApproval(restore);
+    await handle.cancel();
+    const err = (await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as WorkflowFailedError;
+    expect((err.cause as ApplicationFailure).details![0]).toMatchObject({ outcome: 'cancelled' });
+    expect((await restore.describe()).status.name).toMatch(/CANCELLED|FAILED/);
+    expect(await digestAll(staging.client())).toEqual(before);
   });
 
   it("checks an AOF target's files, and fails by its cause when no backup exists (exit 8)", async () => {
