@@ -84,7 +84,7 @@ export async function drillRedis(input: DrillInput): Promise<DrillReport> {
   if (report.outcome === 'failed' || !report.objectivesMet) {
     const missed = [
       !report.rto.met && report.outcome === 'passed' ? `RTO ${seconds(rtoMeasured)} > ${hours(rtoMs)}` : '',
-      !report.rpo.met ? `RPO ${hours(rpoWorst)} > ${hours(rpoMs)}` : '',
+      !report.rpo.met ? (rpoWorst === null ? 'RPO: no verified backup at all' : `RPO ${hours(rpoWorst)} > ${hours(rpoMs)}`) : '',
     ]
       .filter(Boolean)
       .join(', ');

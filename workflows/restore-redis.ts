@@ -99,7 +99,8 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   );
   let plan: RestorePlan | undefined = undefined;
   plan = await step('plan', () =>
-    quick.planRestore({ target, from: input.from, sourceTarget: input.sourceTarget, preferDestination: input.preferDestination }),
+    // The plan fetches and proves the whole backup: as long as that takes, with heartbeats.
+    heavy.planRestore({ target, from: input.from, sourceTarget: input.sourceTarget, preferDestination: input.preferDestination }),
   );
   report.plan = status.plan = plan;
   // The plan fetched the backup onto the worker; a restore that ends before making it live removes it.

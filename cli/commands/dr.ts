@@ -15,6 +15,7 @@ const options = z
     at: z
       .string()
       .refine((v) => !Number.isNaN(Date.parse(v)), 'a time such as 2026-11-21T09:30:00Z')
+      .refine((v) => Date.parse(v) <= Date.now(), 'a moment in the past')
       .transform((v) => new Date(v).toISOString())
       .optional(),
     from: z.string().refine(isBackupId, 'a backup id').optional(),
