@@ -22,7 +22,7 @@ import type { ActivityDeps } from './index';
 import { parseInfo, parseKeyspace } from './redis-target';
 import { scanPrefixCounts } from './preflight';
 import { localRdb, restoreWorkDir } from './restore/local-rdb';
-import { OWNER, ownerRecord, startScratch, type Scratch } from './restore/scratch';
+import { databasesFor, OWNER, ownerRecord, startScratch, type Scratch } from './restore/scratch';
 
 type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -136,7 +136,7 @@ export function createDrillActivities(deps: ActivityDeps, run: Run) {
           phase = 'load';
           const [checked, loaded] = await Promise.allSettled([
             timed('redis-check-rdb', () => checkRdbFile(fetched.file, manifest, ctx.cancellationSignal)),
-            timed('load', () => startScratch(fetched.file)),
+            timed('load', () => startScratch(fetched.file, undefined, undefined, databasesFor(manifest.keyspace))),
           ]);
           if (loaded.status === 'fulfilled') sandbox = loaded.value;
           if (checked.status === 'rejected') throw checked.reason;

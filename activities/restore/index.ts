@@ -15,7 +15,7 @@ import { keyring } from '../crypto/keys';
 import type { ActivityDeps } from '../index';
 import { localRdb, removeLocalRdb } from './local-rdb';
 import { makeLive, readTargetState } from './make-live';
-import { startScratch, type Scratch } from './scratch';
+import { databasesFor, startScratch, type Scratch } from './scratch';
 import { pauseWriter, resumeWriter } from './writers';
 
 type Run = <T>(fn: () => Promise<T>) => Promise<T>;
@@ -27,16 +27,16 @@ type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 function referencePool() {
   const pending = new Map<string, Promise<Scratch>>();
   return {
-    start(backupId: string, rdbFile: string): void {
+    start(backupId: string, rdbFile: string, databases: number): void {
       if (pending.has(backupId)) return;
-      const p = startScratch(rdbFile);
+      const p = startScratch(rdbFile, undefined, undefined, databases);
       p.catch(() => pending.delete(backupId));
       pending.set(backupId, p);
     },
-    async take(backupId: string, rdbFile: string): Promise<Scratch> {
+    async take(backupId: string, rdbFile: string, databases: number): Promise<Scratch> {
       const p = pending.get(backupId);
       pending.delete(backupId);
-      return (p ? await p.catch(() => undefined) : undefined) ?? startScratch(rdbFile);
+      return (p ? await p.catch(() => undefined) : undefined) ?? startScratch(rdbFile, undefined, undefined, databases);
     },
     async drop(backupId: string): Promise<void> {
       const p = pending.get(backupId);
@@ -167,9 +167,10 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
     async makeLive(input: { target: string; backupId: string }): Promise<MakeLiveResult> {
       return run(async () => {
         const ctx = Context.current();
-        const { rdbFile } = await backupOnWorker(input.backupId, ctx);
+        const { manifest, rdbFile } = await backupOnWorker(input.backupId, ctx);
+        const databases = databasesFor(manifest.keyspace);
         // The reference that verification compares the target with loads meanwhile, on the other core.
-        references.start(input.backupId, rdbFile);
+        references.start(input.backupId, rdbFile, databases);
         return heartbeatEvery(
           5000,
           makeLive({
@@ -177,6 +178,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
             target: targetOf(config, input.target),
             rdbFile,
             backupId: input.backupId,
+            databases,
             heartbeat: (d) => ctx.heartbeat(d),
             signal: ctx.cancellationSignal,
           }),
@@ -204,7 +206,7 @@ export function createRestoreActivities(deps: ActivityDeps, run: Run) {
       return run(async () => {
         const ctx = Context.current();
         const { manifest, rdbFile } = await backupOnWorker(input.backupId, ctx);
-        const scratch = await references.take(input.backupId, rdbFile);
+        const scratch = await references.take(input.backupId, rdbFile, databasesFor(manifest.keyspace));
         try {
           return await withTarget(input.target, async (client) => {
             const now = await readTargetState(client);

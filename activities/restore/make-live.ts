@@ -24,6 +24,8 @@ export interface MakeLiveContext {
   target: TargetConfig;
   rdbFile: string;
   backupId: string;
+  /** How many databases a scratch server on the backup needs. */
+  databases?: number;
   heartbeat: (detail: string) => void;
   signal?: AbortSignal;
 }
@@ -72,7 +74,7 @@ async function backupMaster(ctx: MakeLiveContext) {
     const m = await serveRdb(ctx.rdbFile, scratchHost);
     return { host: m.host, port: m.port, password: m.password, what: 'the worker serving the RDB as a master', stop: () => m.close() };
   }
-  const s = await startScratch(ctx.rdbFile, scratchHost);
+  const s = await startScratch(ctx.rdbFile, scratchHost, undefined, ctx.databases);
   return { host: s.host, port: s.port, password: s.password, what: 'a scratch redis-server', stop: () => s.stop() };
 }
 
@@ -219,7 +221,7 @@ async function fileSwap(ctx: MakeLiveContext): Promise<string> {
 }
 
 async function logical(ctx: MakeLiveContext): Promise<string> {
-  const scratch = await startScratch(ctx.rdbFile);
+  const scratch = await startScratch(ctx.rdbFile, undefined, undefined, ctx.databases);
   const client = await connectTarget(ctx.targetName, ctx.target).catch(async (err: unknown) => {
     await scratch.stop(); // a target that cannot be reached must not leave the scratch server running
     throw err;

@@ -25,7 +25,18 @@ export interface Scratch {
   stop(): Promise<void>;
 }
 
-export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutMs = 30 * 60_000): Promise<Scratch> {
+/** Enough databases for every one a backup holds keys in (Redis starts with 16; a source may have had more). */
+export function databasesFor(keyspace: Record<string, unknown>): number {
+  const highest = Math.max(
+    -1,
+    ...Object.keys(keyspace)
+      .map((db) => Number(db.replace(/^db/, '')))
+      .filter(Number.isFinite),
+  );
+  return Math.max(16, highest + 1);
+}
+
+export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutMs = 30 * 60_000, databases = 16): Promise<Scratch> {
   stopOrphans();
   const dir = mkdtempSync(path.join(restoreWorkDir(), 'scratch-'));
   symlinkSync(rdbFile, path.join(dir, 'dump.rdb'));
@@ -54,6 +65,8 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
       '0',
       '--protected-mode',
       'no',
+      '--databases',
+      String(databases),
       '--logfile',
       path.join(dir, 'redis.log'),
       '--daemonize',

@@ -25,6 +25,7 @@ import { startWebhook, type WebhookServer } from '../support/webhook';
 
 let t: RestoreEnv;
 let redis: RedisProcess;
+let wide: RedisProcess;
 let s3: S3Server;
 let hook: WebhookServer;
 let flaky: WebhookServer & { refused: number };
@@ -40,6 +41,12 @@ beforeAll(async () => {
   for (let i = 0; i < 100; i++) await c.set(`task:${i}`, `t${i}`);
   await c.set('project:1', 'p1');
   c.disconnect();
+  // A server with more than Redis's default 16 databases, keys in db 20.
+  wide = await startRedis({ args: ['--databases', '32'] });
+  const w = wide.client();
+  await w.select(20);
+  await w.set('far:away', 'in db 20');
+  w.disconnect();
   s3 = await startS3();
   await s3.createBucket('offsite');
   hook = await startWebhook();
@@ -61,6 +68,9 @@ beforeAll(async () => {
     drill: { rpoWindow: 1d }
     notify: [{ webhook: ops }]
     restore: { approvers: [alice] }
+  wide:
+    url: ${wide.url}
+    destinations: [disk]
   sealed:
     url: ${redis.url}
     destinations: [disk, offsite]
@@ -95,6 +105,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.close();
   await redis?.stop();
+  await wide?.stop();
   await s3?.stop();
   await hook?.close();
   await flaky?.close();
@@ -219,6 +230,13 @@ describe('drillRedis', () => {
     expect(report).toMatchObject({ outcome: 'passed', backup: { backupId: r.backupId, destination: 'offsite' } });
     expect(report.checks.find((c) => c.name === 'key count')?.ok).toBe(true);
     expect(JSON.stringify(report)).not.toContain(process.env.DRILL_TEST_AGE_KEY);
+  });
+
+  it('loads a backup with keys in a database beyond the default 16', async () => {
+    await t.backup('wide');
+    const report = await drill({ target: 'wide' });
+    expect(report.outcome).toBe('passed');
+    expect(report.checks.find((c) => c.name === 'keys per db')?.detail).toContain('db20=1');
   });
 
   it('fails on a flipped byte in the stored copy, says why, and alerts', async () => {

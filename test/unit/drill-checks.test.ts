@@ -41,7 +41,9 @@ describe('keyspaceChecks', () => {
   });
 
   it('allows keys with a TTL to have expired, and no more', () => {
-    expect(keyspaceChecks(manifest as never, { db0: { keys: 70, expires: 0 }, db1: { keys: 20, expires: 0 } }).every((c) => c.ok)).toBe(true);
+    expect(keyspaceChecks(manifest as never, { db0: { keys: 70, expires: 0 }, db1: { keys: 20, expires: 0 } }).every((c) => c.ok)).toBe(
+      true,
+    );
     const checks = keyspaceChecks(manifest as never, { db0: { keys: 69, expires: 0 }, db1: { keys: 20, expires: 0 } });
     expect(checks.find((c) => c.name === 'key count')!.ok).toBe(false);
     expect(checks.find((c) => c.name === 'keys per db')).toMatchObject({ ok: false });
@@ -82,5 +84,14 @@ describe('prefixCheck', () => {
   it('says so when there is nothing to compare', () => {
     expect(prefixCheck({ prefixes: { sampleSize: 0, top: [] } }, { sampleSize: 5, counts: {} })).toMatchObject({ ok: true });
     expect(prefixCheck(manifest, { sampleSize: 0, counts: {} }).ok).toBe(false);
+  });
+});
+
+describe('databasesFor', () => {
+  it('gives a scratch server room for every database the backup holds keys in', async () => {
+    const { databasesFor } = await import('../../activities/restore/scratch');
+    expect(databasesFor({})).toBe(16);
+    expect(databasesFor({ db0: {}, db15: {} })).toBe(16);
+    expect(databasesFor({ db0: {}, db20: {} })).toBe(21);
   });
 });
