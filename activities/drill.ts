@@ -109,7 +109,12 @@ export function createDrillActivities(deps: ActivityDeps, run: Run) {
             phases.push({ name, durationMs: Math.round(performance.now() - t0) });
           }
         };
-        const beat = setInterval(() => ctx.heartbeat({ phase }), 5_000);
+        // While fetching, heartbeats go out only while bytes arrive: a stalled download times out and is
+        // retried instead of holding the drill for hours. Loading and verifying are local: always.
+        let arrived = Date.now();
+        const beat = setInterval(() => {
+          if (phase !== 'fetch' || Date.now() - arrived < 60_000) ctx.heartbeat({ phase });
+        }, 5_000);
         let sandbox: Scratch | undefined;
         try {
           const available = os.freemem();
@@ -124,7 +129,12 @@ export function createDrillActivities(deps: ActivityDeps, run: Run) {
           await mkdir(dir, { recursive: true, mode: 0o700 });
           await writeFile(path.join(dir, OWNER), ownerRecord());
           const fetched = await timed('fetch', () =>
-            localRdb(stores, manifest, [input.destination], { keys, signal: ctx.cancellationSignal, dir }),
+            localRdb(stores, manifest, [input.destination], {
+              keys,
+              signal: ctx.cancellationSignal,
+              dir,
+              onBytes: () => (arrived = Date.now()),
+            }),
           );
           const checks: Check[] = [
             {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createReadStream } from 'node:fs';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough, Transform, Writable } from 'node:stream';
 import { decryptStream } from '../crypto/age';
 import type { ReadOptions } from '../verify';
 import { RunbookError } from '../../common/errors';
@@ -26,6 +26,8 @@ export async function localRdb(
     dir?: string;
     /** Fetch from the destinations even when this worker holds a proven copy (a recovery choosing among copies). */
     fresh?: boolean;
+    /** Told of every stored chunk read: progress, for a heartbeat that stops when the download does. */
+    onBytes?: (n: number) => void;
   } = {},
 ): Promise<{ file: string; destination: string; storedSize: number }> {
   const { signal } = opts;
@@ -49,9 +51,24 @@ export async function localRdb(
       const decrypt = manifest.artifact.encryption
         ? decryptStream(opts.keys!.identitiesFor(manifest.artifact.encryption))
         : new PassThrough();
-      await pipeline(source, stored, decrypt, decompressor(manifest.artifact.compression), raw, createWriteStream(tmp, { mode: 0o600 }), {
-        signal,
+      const counted = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          opts.onBytes?.(chunk.length);
+          cb(null, chunk);
+        },
       });
+      await pipeline(
+        source,
+        counted,
+        stored,
+        decrypt,
+        decompressor(manifest.artifact.compression),
+        raw,
+        createWriteStream(tmp, { mode: 0o600 }),
+        {
+          signal,
+        },
+      );
     } catch (err) {
       // Decrypted production data: a half-written file never stays behind.
       await rm(tmp, { force: true });
