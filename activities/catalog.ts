@@ -31,14 +31,26 @@ export async function listDestination(stores: StoreRegistry, destination: string
   const invalidManifest: string[] = [];
   await Promise.all(
     dirs.map(async (id) => {
-      const text = await store.readText(artifactKeys(target, id).manifest);
-      const manifest = text ? parseManifest(text) : null;
-      if (manifest && manifest.backupId === id && manifest.target === target) withManifest.set(id, manifest);
-      else if (text) invalidManifest.push(id);
+      const found = await readManifest(stores, destination, target, id);
+      if (found === 'invalid') invalidManifest.push(id);
+      else if (found) withManifest.set(id, found);
       else withoutManifest.push(id);
     }),
   );
   return { destination, withManifest, withoutManifest, invalidManifest };
+}
+
+/** One backup's manifest in one destination: null when absent, 'invalid' when damaged or another backup's. */
+export async function readManifest(
+  stores: StoreRegistry,
+  destination: string,
+  target: string,
+  backupId: string,
+): Promise<Manifest | 'invalid' | null> {
+  const text = await stores(destination).readText(artifactKeys(target, backupId).manifest);
+  if (!text) return null;
+  const manifest = parseManifest(text);
+  return manifest && manifest.backupId === backupId && manifest.target === target ? manifest : 'invalid';
 }
 
 function parseManifest(text: string): Manifest | null {

@@ -15,7 +15,7 @@ import { durationMs } from '../common/duration';
 import { RunbookError } from '../common/errors';
 import { toolPath } from '../common/tools';
 import type { Manifest } from '../common/types';
-import { listBackups, listDestination } from './catalog';
+import { listBackups, listDestination, readManifest } from './catalog';
 import { keyring } from './crypto/keys';
 import { writeDrillReport } from './drill-store';
 import type { ActivityDeps } from './index';
@@ -96,8 +96,9 @@ export function createDrillActivities(deps: ActivityDeps, run: Run) {
       return run(async () => {
         const ctx = Context.current();
         const t = targetOf(config, input.target);
-        const manifest = (await listDestination(stores, input.destination, input.target)).withManifest.get(input.backupId);
-        if (!manifest) throw new RunbookError('BACKUP_NOT_FOUND', `destination ${input.destination} holds no backup ${input.backupId}`);
+        const manifest = await readManifest(stores, input.destination, input.target, input.backupId);
+        if (!manifest || manifest === 'invalid')
+          throw new RunbookError('BACKUP_NOT_FOUND', `destination ${input.destination} holds no backup ${input.backupId}`);
         const dir = path.join(restoreWorkDir(), `drill-${input.drillId}`);
         const phases: Phase[] = [];
         let phase = 'fetch';

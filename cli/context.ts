@@ -5,6 +5,8 @@ import { ApplicationFailure, ActivityFailure, CancelledFailure, TerminatedFailur
 import { loadConfig, type Config } from '../common/config';
 import { dataConverterFor } from '../worker/payload-codec';
 import { RunbookError } from '../common/errors';
+import { SEARCH_ATTRIBUTES } from '../common/search-attributes';
+import type { z } from 'zod';
 import { EXIT, exitCodeFor } from './exit-codes';
 
 export interface GlobalOptions {
@@ -32,6 +34,27 @@ export async function connectClient(config: Config): Promise<Client> {
       'TEMPORAL_UNAVAILABLE',
       `cannot reach Temporal at ${address}: ${(err as Error).message.split('\n')[0]}`,
       config.temporal.address ? 'check temporal.address in the config' : 'start the embedded server and a worker with `runbook dev`',
+    );
+  }
+}
+
+/** A command's options through its schema; a refusal names the flag as typed (--requested-by). */
+export function parseOptions<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const flag = (key: PropertyKey) => `--${String(key).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  throw new RunbookError('BAD_INPUT', parsed.error.issues.map((i) => `${flag(i.path[0] ?? '')}: ${i.message}`).join('; '));
+}
+
+/** A server without the runbooks' search attributes would fail drills and recoveries at their first step: say so first. */
+export async function requireSearchAttributes(client: Client, config: Config): Promise<void> {
+  const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
+  const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (customAttributes ?? {})));
+  if (missing.length) {
+    throw new RunbookError(
+      'CONFIG_INVALID',
+      `the Temporal namespace ${config.temporal.namespace} lacks the search attributes ${missing.join(', ')} that drills and recoveries record`,
+      `create them once: ${missing.map((n) => `temporal operator search-attribute create --name ${n} --type ${SEARCH_ATTRIBUTES[n]}`).join('; ')}`,
     );
   }
 }

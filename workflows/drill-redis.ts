@@ -58,7 +58,7 @@ export async function drillRedis(input: DrillInput): Promise<DrillReport> {
       rdbSize: restored?.rdbSize ?? 0,
       storedSize: restored?.storedSize ?? 0,
     },
-    phases: [...(restored?.phases ?? [])],
+    phases: restored?.phases ?? [],
     checks: restored?.checks ?? [],
     rto: { measuredMs: rtoMeasured, objectiveMs: rtoMs, met: rtoMeasured !== null && rtoMeasured <= rtoMs },
     rpo: { ...rpo, objectiveMs: rpoMs, met: rpoWorst !== null && rpoWorst <= rpoMs },

@@ -7,8 +7,16 @@ import { hours, seconds } from '../../common/drill-report';
 import type { RecoverReport } from '../../common/drill-types';
 import { RunbookError } from '../../common/errors';
 import type { RecoverStatus } from '../../workflows/recover-redis';
-import { requireSearchAttributes } from './drill';
-import { action, connectClient, failureReport, loadCliConfig, print, type GlobalOptions } from '../context';
+import {
+  action,
+  connectClient,
+  parseOptions,
+  requireSearchAttributes,
+  failureReport,
+  loadCliConfig,
+  print,
+  type GlobalOptions,
+} from '../context';
 
 const options = z
   .object({
@@ -69,10 +77,7 @@ export const drCommand = new Command('dr')
   .action(
     action(async (targetName: string, raw: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const parsed = options.safeParse(raw);
-      if (!parsed.success)
-        throw new RunbookError('BAD_INPUT', parsed.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
-      const opts = parsed.data;
+      const opts = parseOptions(options, raw);
       const config = loadCliConfig(global);
       targetOf(config, targetName);
       const to = opts.to ?? targetName;

@@ -1,15 +1,21 @@
 import { Command } from 'commander';
-import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
-import { targetOf, type Config } from '../../common/config';
+import { targetOf } from '../../common/config';
 import { renderDrillText, seconds } from '../../common/drill-report';
 import type { DrillReport } from '../../common/drill-types';
 import { RunbookError } from '../../common/errors';
-import { OUTCOME_ATTR, RPO_ATTR, RTO_ATTR, SEARCH_ATTRIBUTES } from '../../common/search-attributes';
-import { action, connectClient, failureReport, loadCliConfig, print, type GlobalOptions } from '../context';
-
-const badInput = (e: z.ZodError) => new RunbookError('BAD_INPUT', e.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
+import { OUTCOME_ATTR, RPO_ATTR, RTO_ATTR } from '../../common/search-attributes';
+import {
+  action,
+  connectClient,
+  failureReport,
+  loadCliConfig,
+  parseOptions,
+  print,
+  requireSearchAttributes,
+  type GlobalOptions,
+} from '../context';
 
 const drillOptions = z.object({
   random: z.coerce.number().int().min(1).max(1000).optional(),
@@ -18,19 +24,6 @@ const drillOptions = z.object({
   wait: z.boolean().default(false),
   requestedBy: z.string().default(process.env.USER ?? 'unknown'),
 });
-
-/** A server without our search attributes would fail every drill at its first step: say so first. */
-export async function requireSearchAttributes(client: Client, config: Config): Promise<void> {
-  const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
-  const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (customAttributes ?? {})));
-  if (missing.length) {
-    throw new RunbookError(
-      'CONFIG_INVALID',
-      `the Temporal namespace ${config.temporal.namespace} lacks the search attributes ${missing.join(', ')} that drills record`,
-      `create them once: ${missing.map((n) => `temporal operator search-attribute create --name ${n} --type ${SEARCH_ATTRIBUTES[n]}`).join('; ')}`,
-    );
-  }
-}
 
 export const drillCommand = new Command('drill')
   .description('restore a stored backup into a sandbox on a worker, verify it, and measure RTO and RPO (the target is not touched)')
@@ -43,9 +36,7 @@ export const drillCommand = new Command('drill')
   .action(
     action(async (targetName: string, raw: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const parsed = drillOptions.safeParse(raw);
-      if (!parsed.success) throw badInput(parsed.error);
-      const opts = parsed.data;
+      const opts = parseOptions(drillOptions, raw);
       const config = loadCliConfig(global);
       const target = targetOf(config, targetName);
       if (opts.from && !target.destinations.includes(opts.from)) {
@@ -97,9 +88,7 @@ const list = new Command('list')
   .action(
     action(async (targetName: string, raw: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const parsed = listOptions.safeParse(raw);
-      if (!parsed.success) throw badInput(parsed.error);
-      const opts = parsed.data;
+      const opts = parseOptions(listOptions, raw);
       const config = loadCliConfig(global);
       targetOf(config, targetName);
       const client = await connectClient(config);

@@ -10,7 +10,7 @@ import { targetOf } from '../../common/config';
 import { durationMs } from '../../common/duration';
 import { RunbookError } from '../../common/errors';
 import { renderHtmlReport } from '../../common/html-report';
-import { action, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, loadCliConfig, parseOptions, print, type GlobalOptions } from '../context';
 
 const options = z.object({
   out: z.string().trim().min(1, 'a file name').optional(),
@@ -28,10 +28,7 @@ export const reportCommand = new Command('report')
   .option('--days <n>', 'cover the last n days', '90')
   .action(
     action(async (targetName: string, raw: unknown, cmd: Command) => {
-      const parsed = options.safeParse(raw);
-      if (!parsed.success)
-        throw new RunbookError('BAD_INPUT', parsed.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
-      const opts = parsed.data;
+      const opts = parseOptions(options, raw);
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
       const target = targetOf(config, targetName);

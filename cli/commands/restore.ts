@@ -5,7 +5,7 @@ import { isBackupId } from '../../common/backup-id';
 import { targetOf } from '../../common/config';
 import { RunbookError } from '../../common/errors';
 import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
-import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, connectClient, parseOptions, loadCliConfig, print, type GlobalOptions } from '../context';
 import { renderRestoreText } from '../restore-text';
 
 const options = z.object({
@@ -27,10 +27,7 @@ export const restoreCommand = new Command('restore')
   .action(
     action(async (targetName: string, raw: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const parsed = options.safeParse(raw);
-      if (!parsed.success)
-        throw new RunbookError('BAD_INPUT', parsed.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
-      const opts = parsed.data;
+      const opts = parseOptions(options, raw);
       const config = loadCliConfig(global);
       targetOf(config, targetName);
       const client = await connectClient(config);

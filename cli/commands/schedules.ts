@@ -2,8 +2,7 @@ import { Command } from 'commander';
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { z } from 'zod';
 import { desiredSchedules, MANAGED_BY, planSchedules, type DesiredSchedule, type ExistingSchedule } from '../../common/schedule-plan';
-import { requireSearchAttributes } from './drill';
-import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, connectClient, requireSearchAttributes, loadCliConfig, print, type GlobalOptions } from '../context';
 
 function scheduleOptions(d: DesiredSchedule): ScheduleOptions {
   return {

@@ -1,8 +1,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { RunbookError } from '../../common/errors';
 import { createRunbookWorker } from '../../worker';
-import { action, loadCliConfig, temporalAddress, type GlobalOptions } from '../context';
+import { action, loadCliConfig, parseOptions, temporalAddress, type GlobalOptions } from '../context';
 
 export const METRICS_PORT_HELP = 'serve Prometheus metrics on http://<host>:<port>/metrics (0: any free port)';
 export const METRICS_HOST_HELP = 'the address the metrics are served on';
@@ -18,14 +17,7 @@ const metricsOptions = z.object({
 });
 
 /** --metrics-port and --metrics-host of `runbook worker` and `runbook dev`. */
-export function parseMetricsOptions(raw: unknown): z.infer<typeof metricsOptions> {
-  const parsed = metricsOptions.safeParse(raw);
-  if (!parsed.success) {
-    const flag = (key: PropertyKey) => `--${String(key).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    throw new RunbookError('BAD_INPUT', parsed.error.issues.map((i) => `${flag(i.path[0]!)}: ${i.message}`).join('; '));
-  }
-  return parsed.data;
-}
+export const parseMetricsOptions = (raw: unknown) => parseOptions(metricsOptions, raw);
 
 export const workerCommand = new Command('worker')
   .description("serve the runbooks' task queue (stop with Ctrl-C: running activities are handed back)")
