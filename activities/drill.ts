@@ -13,16 +13,16 @@ import { renderDrillMarkdown } from '../common/drill-report';
 import type { Check, DrillPick, DrillReport, DrillRestoreResult, Phase } from '../common/drill-types';
 import { durationMs } from '../common/duration';
 import { RunbookError } from '../common/errors';
-import { toolPath } from '../common/tools';
+import { toolPath } from '../domain/tools';
 import type { Manifest } from '../common/types';
-import { listBackups, listDestination, readManifest } from './catalog';
-import { keyring } from './crypto/keys';
-import { writeDrillReport } from './drill-store';
+import { listBackups, listDestination, readManifest } from '../domain/catalog';
+import { keyring } from '../domain/crypto/keys';
+import { writeDrillReport } from '../domain/drill-store';
 import type { ActivityDeps } from './index';
-import { parseInfo, parseKeyspace } from './redis-target';
-import { scanPrefixCounts } from './preflight';
-import { localRdb, restoreWorkDir } from './restore/local-rdb';
-import { databasesFor, OWNER, ownerRecord, startScratch, type Scratch } from './restore/scratch';
+import { parseInfo, parseKeyspace } from '../domain/redis-target';
+import { scanPrefixCounts } from '../domain/preflight';
+import { localRdb, restoreWorkDir } from '../domain/restore/local-rdb';
+import { databasesFor, OWNER, ownerRecord, startScratch, type Scratch } from '../domain/restore/scratch';
 
 type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 

@@ -19,22 +19,22 @@ import {
   type PreflightResult,
   type RetentionOutcome,
 } from '../common/types';
-import { openReplicationStream } from './capture/replication';
-import { openBgsaveSnapshot } from './capture/bgsave';
-import { listDestination } from './catalog';
-import { storeRdb } from './pipeline';
-import { inspectTarget, keyspaceNow } from './preflight';
-import { classifyRedisError, connectTarget, endpointOf } from './redis-target';
-import type { StoreRegistry } from './storage';
-import { verifyCopy, type ExpectedArtifact } from './verify';
-import { keyring, type Keyring } from './crypto/keys';
+import { openReplicationStream } from '../domain/capture/replication';
+import { openBgsaveSnapshot } from '../domain/capture/bgsave';
+import { listDestination } from '../domain/catalog';
+import { storeRdb } from '../domain/pipeline';
+import { inspectTarget, keyspaceNow } from '../domain/preflight';
+import { classifyRedisError, connectTarget, endpointOf } from '../domain/redis-target';
+import type { StoreRegistry } from '../domain/storage';
+import { verifyCopy, type ExpectedArtifact } from '../domain/verify';
+import { keyring, type Keyring } from '../domain/crypto/keys';
 import { createRestoreActivities } from './restore';
 import { createDrillActivities } from './drill';
 import { createRecoverActivities } from './recover';
-import { appendAudit } from './audit';
+import { appendAudit } from '../domain/audit';
 import type { AuditEvent } from '../common/audit';
 import type { RunbookEvent } from '../common/events';
-import { sendNotification } from './notify';
+import { sendNotification } from '../domain/notify';
 
 export interface ActivityDeps {
   config: Config;

@@ -7,13 +7,13 @@ import { Context } from '@temporalio/activity';
 import { targetOf } from '../common/config';
 import type { Assessment, CandidateCopy, Check, RecoveryPoint } from '../common/drill-types';
 import { RunbookError } from '../common/errors';
-import { toolPath } from '../common/tools';
+import { toolPath } from '../domain/tools';
 import type { Manifest } from '../common/types';
-import { listDestination } from './catalog';
-import { keyring } from './crypto/keys';
+import { listDestination } from '../domain/catalog';
+import { keyring } from '../domain/crypto/keys';
 import type { ActivityDeps } from './index';
-import { connectTarget, parseInfo } from './redis-target';
-import { localRdb, removeLocalRdb } from './restore/local-rdb';
+import { connectTarget, parseInfo } from '../domain/redis-target';
+import { localRdb, removeLocalRdb } from '../domain/restore/local-rdb';
 
 type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 

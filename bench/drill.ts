@@ -17,7 +17,7 @@ import { Redis } from 'ioredis';
 import { parseConfig } from '../common/config';
 import type { DrillReport } from '../common/drill-types';
 import type { BackupReport } from '../common/types';
-import { toolPath } from '../common/tools';
+import { toolPath } from '../domain/tools';
 import { freePort, waitLoaded, writeDaemonConf } from '../scripts/lib/redis-server';
 import { startS3 } from '../test/support/s3';
 import { createRunbookWorker } from '../worker';

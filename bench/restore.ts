@@ -17,7 +17,7 @@ import { Redis } from 'ioredis';
 import { parseConfig } from '../common/config';
 import type { RestoreReport } from '../common/restore-types';
 import type { BackupReport } from '../common/types';
-import { toolPath } from '../common/tools';
+import { toolPath } from '../domain/tools';
 import { freePort, waitLoaded, writeDaemonConf } from '../scripts/lib/redis-server';
 import { createRunbookWorker } from '../worker';
 import { startDevServer } from '../worker/dev-server';

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { toolsDir } from '../common/tools';
+import { toolsDir } from '../domain/tools';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 

@@ -9,7 +9,7 @@ import { RunbookError } from '../common/errors';
 import { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES, searchAttributeArgs } from '../common/search-attributes';
-import { toolPath } from '../common/tools';
+import { toolPath } from '../domain/tools';
 
 export interface DevServer {
   address: string;

@@ -2,7 +2,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { storeRegistry } from '../activities/storage';
+import { storeRegistry } from '../domain/storage';
 import type { Config } from '../common/config';
 import { RunbookError } from '../common/errors';
 import { dataConverterFor } from './payload-codec';

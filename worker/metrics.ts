@@ -4,9 +4,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { listBackups } from '../activities/catalog';
-import { listDrillReports } from '../activities/drill-store';
-import type { StoreRegistry } from '../activities/storage';
+import { listBackups } from '../domain/catalog';
+import { listDrillReports } from '../domain/drill-store';
+import type { StoreRegistry } from '../domain/storage';
 import { drillRpoMs, verified } from '../common/check';
 import { NOTIFY_EVENTS, type Config } from '../common/config';
 import type { DrillReport } from '../common/drill-types';

@@ -6,7 +6,7 @@ import { DefaultFailureConverter, type LoadedDataConverter, type Payload, type P
 import proto from '@temporalio/proto';
 import type { Config } from '../common/config';
 import { RunbookError } from '../common/errors';
-import { resolveSecret } from '../activities/secrets';
+import { resolveSecret } from '../domain/secrets';
 
 const ENCODING = 'binary/encrypted';
 const { Payload: PayloadProto } = proto.temporal.api.common.v1;

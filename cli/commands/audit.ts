@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { readAudit } from '../../activities/audit';
-import { storeRegistry } from '../../activities/storage';
+import { readAudit } from '../../domain/audit';
+import { storeRegistry } from '../../domain/storage';
 import { targetOf } from '../../common/config';
 import { action, loadCliConfig, print, type GlobalOptions } from '../context';
 

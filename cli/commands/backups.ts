@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { parseBackupId } from '../../common/backup-id';
 import { RunbookError } from '../../common/errors';
 import { artifactKeys } from '../../common/types';
-import { findBackup, listBackups } from '../../activities/catalog';
-import { storeRegistry } from '../../activities/storage';
-import { verifyCopy } from '../../activities/verify';
-import { keyring } from '../../activities/crypto/keys';
+import { findBackup, listBackups } from '../../domain/catalog';
+import { storeRegistry } from '../../domain/storage';
+import { verifyCopy } from '../../domain/verify';
+import { keyring } from '../../domain/crypto/keys';
 import { action, loadCliConfig, print, type GlobalOptions } from '../context';
 import { EXIT } from '../exit-codes';
 

@@ -1,9 +1,9 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { listDestination } from '../../activities/catalog';
-import { listDrillReports } from '../../activities/drill-store';
-import { storeRegistry, type StoreRegistry } from '../../activities/storage';
+import { listDestination } from '../../domain/catalog';
+import { listDrillReports } from '../../domain/drill-store';
+import { storeRegistry, type StoreRegistry } from '../../domain/storage';
 import { evaluateTarget, humanMs, type CheckInput, type TargetCheck } from '../../common/check';
 import { targetOf, type Config } from '../../common/config';
 import type { DrillReport } from '../../common/drill-types';

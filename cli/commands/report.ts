@@ -2,14 +2,14 @@ import { writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { readAudit } from '../../activities/audit';
-import { listBackups } from '../../activities/catalog';
-import { listDrillReports } from '../../activities/drill-store';
-import { storeRegistry } from '../../activities/storage';
+import { readAudit } from '../../domain/audit';
+import { listBackups } from '../../domain/catalog';
+import { listDrillReports } from '../../domain/drill-store';
+import { storeRegistry } from '../../domain/storage';
 import { targetOf } from '../../common/config';
 import { durationMs } from '../../common/duration';
 import { RunbookError } from '../../common/errors';
-import { renderHtmlReport } from '../../common/html-report';
+import { renderHtmlReport } from '../html-report';
 import { action, loadCliConfig, parseOptions, print, type GlobalOptions } from '../context';
 
 const options = z.object({

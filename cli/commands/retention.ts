@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { retention } from '../../activities';
-import { storeRegistry } from '../../activities/storage';
+import { storeRegistry } from '../../domain/storage';
 import { targetOf } from '../../common/config';
 import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
 

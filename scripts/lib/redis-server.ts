@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { toolPath } from '../../common/tools';
+import { toolPath } from '../../domain/tools';
 
 export interface RedisProcess {
   host: string;

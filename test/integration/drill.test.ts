@@ -8,10 +8,10 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateIdentity } from '../../activities/crypto/age';
-import { listDrillReports } from '../../activities/drill-store';
-import { restoreWorkDir } from '../../activities/restore/local-rdb';
-import { storeRegistry } from '../../activities/storage';
+import { generateIdentity } from '../../domain/crypto/age';
+import { listDrillReports } from '../../domain/drill-store';
+import { restoreWorkDir } from '../../domain/restore/local-rdb';
+import { storeRegistry } from '../../domain/storage';
 import type { DrillReport } from '../../common/drill-types';
 import { OUTCOME_ATTR, RTO_ATTR } from '../../common/search-attributes';
 import { artifactKeys, type BackupReport } from '../../common/types';
@@ -282,7 +282,7 @@ describe('drillRedis', () => {
   });
 
   it('picks among the newest backups with --random, and drills a named one', async () => {
-    const { listBackups } = await import('../../activities/catalog');
+    const { listBackups } = await import('../../domain/catalog');
     const newestTwo = (await listBackups(t.config, storeRegistry(t.config), 'main')).slice(0, 2).map((e) => e.backupId);
     for (let i = 0; i < 4; i++) {
       const r = await drill({ target: 'main', random: 2 });

@@ -4,10 +4,10 @@ import { copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } f
 import path from 'node:path';
 import { retention } from '../../activities';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findBackup, listBackups, listDestination } from '../../activities/catalog';
-import { removeLocalRdb } from '../../activities/restore/local-rdb';
-import { storeRegistry } from '../../activities/storage';
-import { verifyCopy } from '../../activities/verify';
+import { findBackup, listBackups, listDestination } from '../../domain/catalog';
+import { removeLocalRdb } from '../../domain/restore/local-rdb';
+import { storeRegistry } from '../../domain/storage';
+import { verifyCopy } from '../../domain/verify';
 import type { RestoreReport } from '../../common/restore-types';
 import { artifactKeys, type BackupReport, type Manifest } from '../../common/types';
 import { failureOf } from '../support/failure';

@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listBackups } from '../../activities/catalog';
-import { storeRegistry } from '../../activities/storage';
+import { listBackups } from '../../domain/catalog';
+import { storeRegistry } from '../../domain/storage';
 import { failureOf } from '../support/failure';
 import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { parseCommand } from '../support/resp';

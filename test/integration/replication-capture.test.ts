@@ -11,10 +11,10 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openReplicationStream, type ReplicationCaptureOptions } from '../../activities/capture/replication';
+import { openReplicationStream, type ReplicationCaptureOptions } from '../../domain/capture/replication';
 import { RunbookError } from '../../common/errors';
 import { rdbVersionFromHeader } from '../../common/rdb';
-import { toolPath } from '../../common/tools';
+import { toolPath } from '../../domain/tools';
 import { freePort, startRedis, type RedisProcess } from '../support/redis';
 import { parseCommand } from '../support/resp';
 

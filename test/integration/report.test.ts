@@ -8,14 +8,14 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendAudit } from '../../activities/audit';
-import { writeDrillReport } from '../../activities/drill-store';
-import { storeRegistry } from '../../activities/storage';
+import { appendAudit } from '../../domain/audit';
+import { writeDrillReport } from '../../domain/drill-store';
+import { storeRegistry } from '../../domain/storage';
 import type { AuditEvent } from '../../common/audit';
 import { makeBackupId } from '../../common/backup-id';
 import { loadConfig } from '../../common/config';
 import type { DrillReport } from '../../common/drill-types';
-import { PALETTE } from '../../common/html-report';
+import { PALETTE } from '../../cli/html-report';
 import { artifactKeys, type Manifest } from '../../common/types';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestoreReport } from '../../common/restore-types';
-import { toolPath } from '../../common/tools';
+import { toolPath } from '../../domain/tools';
 import { digestAll, fillDataset } from '../support/dataset';
 import { freePort, startRedis, waitLoaded, writeDaemonConf, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';

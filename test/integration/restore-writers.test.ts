@@ -8,7 +8,7 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restoreWorkDir } from '../../activities/restore/local-rdb';
+import { restoreWorkDir } from '../../domain/restore/local-rdb';
 import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
 import { digestAll, fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';

@@ -3,8 +3,8 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestoreReport } from '../../common/restore-types';
-import { readAudit } from '../../activities/audit';
-import { storeRegistry } from '../../activities/storage';
+import { readAudit } from '../../domain/audit';
+import { storeRegistry } from '../../domain/storage';
 import { digestAll, fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';

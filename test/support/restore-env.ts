@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
-import { storeRegistry } from '../../activities/storage';
+import { storeRegistry } from '../../domain/storage';
 import { parseConfig, type Config } from '../../common/config';
 import type { BackupReport } from '../../common/types';
 import type { RestoreInput } from '../../common/restore-types';

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { toolPath } from '../../common/tools';
+import { toolPath } from '../../domain/tools';
 import { freePort } from './redis';
 
 export interface S3Server {

@@ -2,7 +2,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { searchAttributeArgs } from '../../common/search-attributes';
-import { toolPath } from '../../common/tools';
+import { toolPath } from '../../domain/tools';
 import { workflowsPath } from '../../worker';
 
 let runtimeInstalled = false;

@@ -1,7 +1,7 @@
 // A webhook receiver for notification tests: records every JSON body POSTed to it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { SlackBody } from '../../activities/notify';
+import type { SlackBody } from '../../domain/notify';
 
 export interface WebhookServer {
   url: string;

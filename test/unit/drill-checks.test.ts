@@ -89,7 +89,7 @@ describe('prefixCheck', () => {
 
 describe('databasesFor', () => {
   it('gives a scratch server room for every database the backup holds keys in', async () => {
-    const { databasesFor } = await import('../../activities/restore/scratch');
+    const { databasesFor } = await import('../../domain/restore/scratch');
     expect(databasesFor({})).toBe(16);
     expect(databasesFor({ db0: {}, db15: {} })).toBe(16);
     expect(databasesFor({ db0: {}, db20: {} })).toBe(21);

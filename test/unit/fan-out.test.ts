@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fanOut, storeRdb } from '../../activities/pipeline';
-import { LocalStore } from '../../activities/storage/local';
+import { fanOut, storeRdb } from '../../domain/pipeline';
+import { LocalStore } from '../../domain/storage/local';
 
 const writeTo = (w: Writable, chunk: Buffer) => new Promise<void>((resolve, reject) => w.write(chunk, (e) => (e ? reject(e) : resolve())));
 const within = <T>(p: Promise<T>, ms: number) =>

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { makeBackupId } from '../../common/backup-id';
 import type { AuditEvent } from '../../common/audit';
 import type { DrillReport } from '../../common/drill-types';
-import { formatBytes, formatDuration, PALETTE, renderHtmlReport, type ReportData } from '../../common/html-report';
+import { formatBytes, formatDuration, PALETTE, renderHtmlReport, type ReportData } from '../../cli/html-report';
 import type { Manifest } from '../../common/types';
 
 const H = 3_600_000;

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openReplicationStream } from '../../activities/capture/replication';
+import { openReplicationStream } from '../../domain/capture/replication';
 import type { RetentionPolicy } from '../../common/config';
 import { applyRetentionPolicy, type RetentionCandidate } from '../../common/retention';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCommands } from '../../activities/restore/rdb-master';
+import { parseCommands } from '../../domain/restore/rdb-master';
 
 describe('the replication handshake parser of the worker-served master', () => {
   it('reads RESP arrays and inline commands, and keeps an incomplete tail for later', () => {

@@ -2,10 +2,10 @@
 // period. Everything is inline (CSS and hand-drawn SVG, no script, nothing fetched), so that the file
 // opens offline and can be attached to a ticket or an audit. All text from the data is escaped: ids,
 // reasons, details and names come from storage and may contain anything.
-import type { AuditEvent } from './audit';
-import type { DrillReport } from './drill-types';
-import type { Manifest } from './types';
-import { TOOL_VERSION } from './version';
+import type { AuditEvent } from '../common/audit';
+import type { DrillReport } from '../common/drill-types';
+import type { Manifest } from '../common/types';
+import { TOOL_VERSION } from '../common/version';
 
 export interface ReportData {
   target: string;

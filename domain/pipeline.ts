@@ -10,7 +10,7 @@ import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib'
 import { rdbVersionFromHeader } from '../common/rdb';
 import { RunbookError } from '../common/errors';
 import type { Compression } from '../common/types';
-import { toolPath } from '../common/tools';
+import { toolPath } from './tools';
 import { encryptStream } from './crypto/age';
 import type { Store } from './storage';
 

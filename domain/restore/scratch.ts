@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { RunbookError } from '../../common/errors';
-import { toolPath } from '../../common/tools';
+import { toolPath } from '../tools';
 import { parseInfo } from '../redis-target';
 import { restoreWorkDir } from './local-rdb';
 

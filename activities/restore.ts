@@ -2,21 +2,21 @@
 // and resuming are idempotent; making a backup live starts over from the same verified file.
 import { exec } from 'node:child_process';
 import { Context } from '@temporalio/activity';
-import { targetOf } from '../../common/config';
-import { durationMs } from '../../common/duration';
-import { RunbookError } from '../../common/errors';
-import { maxRdbVersionFor } from '../../common/rdb';
-import type { MakeLiveResult, RestoreCheck, RestorePlan, TargetState, WriterPauseState } from '../../common/restore-types';
-import type { Manifest } from '../../common/types';
-import { findBackup, listBackups } from '../catalog';
+import { targetOf } from '../common/config';
+import { durationMs } from '../common/duration';
+import { RunbookError } from '../common/errors';
+import { maxRdbVersionFor } from '../common/rdb';
+import type { MakeLiveResult, RestoreCheck, RestorePlan, TargetState, WriterPauseState } from '../common/restore-types';
+import type { Manifest } from '../common/types';
+import { findBackup, listBackups } from '../domain/catalog';
 import type { Redis } from 'ioredis';
-import { connectTarget, parseInfo } from '../redis-target';
-import { keyring } from '../crypto/keys';
-import type { ActivityDeps } from '../index';
-import { localRdb, removeLocalRdb } from './local-rdb';
-import { makeLive, readTargetState } from './make-live';
-import { databasesFor, startScratch, type Scratch } from './scratch';
-import { pauseWriter, resumeWriter } from './writers';
+import { connectTarget, parseInfo } from '../domain/redis-target';
+import { keyring } from '../domain/crypto/keys';
+import type { ActivityDeps } from './index';
+import { localRdb, removeLocalRdb } from '../domain/restore/local-rdb';
+import { makeLive, readTargetState } from '../domain/restore/make-live';
+import { databasesFor, startScratch, type Scratch } from '../domain/restore/scratch';
+import { pauseWriter, resumeWriter } from '../domain/restore/writers';
 
 type Run = <T>(fn: () => Promise<T>) => Promise<T>;
 
