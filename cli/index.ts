@@ -12,6 +12,7 @@ import { drillCommand, drillsCommand } from './commands/drill';
 import { drCommand } from './commands/dr';
 import { reportCommand } from './commands/report';
 import { checkCommand } from './commands/check';
+import { configCommand } from './commands/config';
 import { retentionCommand } from './commands/retention';
 import { schedulesCommand } from './commands/schedules';
 import { statusCommand } from './commands/status';
@@ -38,6 +39,7 @@ export const program = new Command('runbook')
   .addCommand(auditCommand)
   .addCommand(reportCommand)
   .addCommand(checkCommand)
+  .addCommand(configCommand)
   .addCommand(retentionCommand)
   .addCommand(schedulesCommand)
   .addCommand(statusCommand)
