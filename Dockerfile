@@ -30,6 +30,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY tsconfig.json ./
+COPY domain ./domain
 COPY common ./common
 COPY workflows ./workflows
 COPY activities ./activities

@@ -1,10 +1,12 @@
 // What every command needs: the config, a Temporal client, output that is text or JSON, and one
 // place where failures become a message and an exit code.
-import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { ApplicationFailure, ActivityFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
+import { Client, Connection } from '@temporalio/client';
+import { Command } from 'commander';
+import { ZodError } from 'zod';
 import { loadConfig, type Config } from '../common/config';
 import { dataConverterFor } from '../worker/payload-codec';
 import { RunbookError } from '../common/errors';
+import { readFailure, reportOf, type FailureView } from '../common/failure';
 import { SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import type { z } from 'zod';
 import { EXIT, exitCodeFor } from './exit-codes';
@@ -67,29 +69,35 @@ export function print(opts: GlobalOptions, data: unknown, text: () => string): v
   process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : text());
 }
 
-/** The root cause a person should read: the innermost application failure of a workflow failure. */
-export function rootFailure(err: unknown): { code?: string; message: string } {
-  let e: unknown = err;
-  while (e instanceof WorkflowFailedError || e instanceof ActivityFailure) e = e.cause;
-  if (e instanceof ApplicationFailure) return { code: e.type ?? undefined, message: e.message };
-  if (e instanceof RunbookError) return { code: e.code, message: e.hint ? `${e.message}\n  hint: ${e.hint}` : e.message };
-  if (e instanceof WorkflowNotFoundError) return { code: 'BACKUP_NOT_FOUND', message: e.message };
-  // Cancelled or terminated by someone: the run ended without doing its work, which is no bug of ours.
-  if (e instanceof CancelledFailure || e instanceof TerminatedFailure)
-    return { code: 'WORKFLOW_FAILED', message: `the run was ${e instanceof CancelledFailure ? 'cancelled' : 'terminated'}: ${e.message}` };
-  return { message: (e as Error)?.message ?? String(e) };
+/** The failure a person should read, whatever layers it came through (workflow, activity, client). */
+export function rootFailure(err: unknown): FailureView {
+  if (err instanceof ZodError) {
+    return { code: 'BAD_INPUT', message: err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') };
+  }
+  // A client-side error, not a failure of a run: the workflow id names nothing Temporal knows.
+  if ((err as Error)?.name === 'WorkflowNotFoundError') {
+    return {
+      code: 'WORKFLOW_NOT_FOUND',
+      message: (err as Error).message,
+      hint: 'list runs in the Temporal UI, or with `temporal workflow list`',
+    };
+  }
+  return readFailure(err);
 }
 
 /** The report a failed runbook carries in its failure (drills and recoveries do), if any. */
-export function failureReport<T>(err: unknown): T | undefined {
-  const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
-  return cause instanceof ApplicationFailure ? (cause.details?.[0] as T | undefined) : undefined;
-}
+export const failureReport = <T>(err: unknown): T | undefined => reportOf<T>(err);
 
-export function handleError(err: unknown): never {
-  const { code, message } = rootFailure(err);
-  process.stderr.write(`error${code ? ` [${code}]` : ''}: ${message}\n`);
-  process.exit(code || err instanceof RunbookError ? exitCodeFor(code) : EXIT.INTERNAL);
+/** Prints the failure (as JSON with --json, as restic does) and exits with its code. */
+export function handleError(err: unknown, json = false): never {
+  const { code, message, hint } = rootFailure(err);
+  const exit = code ? exitCodeFor(code) : EXIT.INTERNAL;
+  if (json)
+    process.stderr.write(
+      `${JSON.stringify({ error: { code: code ?? 'INTERNAL', message, ...(hint ? { hint } : {}), exitCode: exit } })}\n`,
+    );
+  else process.stderr.write(`error${code ? ` [${code}]` : ''}: ${message}${hint ? `\n  hint: ${hint}` : ''}\n`);
+  process.exit(exit);
 }
 
 /** Wraps a command's action so that every failure goes through handleError. */
@@ -98,7 +106,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
     try {
       await fn(...args);
     } catch (err) {
-      handleError(err);
+      const cmd = args.at(-1);
+      handleError(err, cmd instanceof Command ? cmd.optsWithGlobals<GlobalOptions>().json === true : process.argv.includes('--json'));
     }
   };
 }

@@ -16,14 +16,16 @@ export const EXIT = {
 } as const;
 
 export const EXIT_HELP = `
+With --json, a failure is one JSON line on stderr: {"error":{"code","message","hint","exitCode"}}.
+
 Exit codes:
   0  success
   1  internal error (a bug: please report it)
-  2  bad usage or input (unknown option, malformed backup id)
+  2  bad usage or input (unknown option, malformed backup id or option value)
   3  configuration invalid or missing, unknown target, unresolved secret reference, storage refusing the credentials
   4  Temporal unreachable
   5  Redis target unreachable, refusing the credentials, or loading
-  6  the runbook ran and failed (see its message and the Temporal UI)
+  6  the runbook ran and failed, or was cancelled (see its message and the Temporal UI)
   7  verification failed: a stored copy does not match its checksums
   8  backup or workflow not found
   9  refused: a restore of the target is already running, or the approver may not decide
@@ -48,6 +50,7 @@ export function exitCodeFor(code: string | undefined): number {
     case ErrorCode.VERIFY_FAILED:
       return EXIT.VERIFY;
     case ErrorCode.BACKUP_NOT_FOUND:
+    case ErrorCode.WORKFLOW_NOT_FOUND:
       return EXIT.NOT_FOUND;
     case ErrorCode.CHECK_FAILED:
       return EXIT.CHECK;

@@ -48,6 +48,17 @@ export const program = new Command('runbook')
   .exitOverride()
   .showHelpAfterError();
 
+// With --json, commander's own refusals (unknown option, missing argument) are JSON too.
+if (process.argv.includes('--json')) {
+  const json = (str: string) =>
+    `${JSON.stringify({ error: { code: 'BAD_INPUT', message: str.trim().replace(/^error: /, ''), exitCode: EXIT.USAGE } })}\n`;
+  const quiet = (cmd: Command): void => {
+    cmd.configureOutput({ outputError: (str, write) => write(json(str)) }).showHelpAfterError(false);
+    cmd.commands.forEach(quiet);
+  };
+  quiet(program);
+}
+
 const override = (cmd: Command): void => {
   cmd.exitOverride();
   cmd.commands.forEach(override);

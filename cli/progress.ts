@@ -2,8 +2,7 @@
 // activity's heartbeat (bytes so far) from the workflow's description.
 import type { WorkflowHandle } from '@temporalio/client';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
-import type { BackupReport } from '../common/types';
-import type { BackupStatus } from '../workflows/backup-redis';
+import type { BackupReport, BackupStatus } from '../common/types';
 
 export async function followBackup(handle: WorkflowHandle, out?: NodeJS.WritableStream): Promise<BackupReport> {
   const result = handle.result() as Promise<BackupReport>;

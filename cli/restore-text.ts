@@ -1,6 +1,5 @@
 import type { RestoreReport } from '../common/restore-types';
-
-const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+import { mib } from '../common/units';
 
 export function renderRestoreText(r: RestoreReport): string {
   const p = r.plan;
@@ -17,5 +16,6 @@ export function renderRestoreText(r: RestoreReport): string {
   if (r.writePauseMs !== undefined) lines.push(`  write pause: ${(r.writePauseMs / 1000).toFixed(1)} s`);
   for (const c of r.verification ?? []) lines.push(`  ${c.ok ? 'ok    ' : 'FAILED'} ${c.name}: ${c.detail}`);
   for (const c of r.compensations ?? []) lines.push(`  compensation ${c.ok ? 'ok' : 'FAILED'}: ${c.name} (${c.detail})`);
+  for (const w of r.warnings ?? []) lines.push(`  warning: ${w}`);
   return lines.join('\n') + '\n';
 }

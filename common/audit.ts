@@ -4,8 +4,8 @@ export interface AuditEvent {
   target: string;
   workflowId: string;
   runId: string;
-  action: 'restore' | 'recover';
-  event: 'requested' | 'approved' | 'rejected' | 'expired' | 'restored' | 'recovered' | 'failed' | 'cancelled';
+  action: 'restore' | 'recover' | 'retention';
+  event: 'requested' | 'approved' | 'rejected' | 'expired' | 'restored' | 'recovered' | 'failed' | 'cancelled' | 'deleted';
   /** Who: the requester, or the approver. */
   actor: string;
   /** The Temporal client identity the decision came from. */

@@ -14,6 +14,8 @@ export const secretRef = z
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a name of lowercase letters, digits, "-" or "_" (at most 63 characters)');
 
+const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as "90s", "5m" or "24h"');
+
 const localStorage = z.strictObject({
   type: z.literal('local'),
   path: z.string().min(1),
@@ -30,6 +32,8 @@ const s3Storage = z.strictObject({
   region: z.string().default('us-east-1'),
   endpoint: z.url().optional(),
   forcePathStyle: z.boolean().default(false),
+  /** A read that receives nothing for this long is given up and retried (default 60s): a stalled download holds nothing for hours. */
+  stallTimeout: duration.optional(),
   accessKeyId: secretRef.optional(),
   secretAccessKey: secretRef.optional(),
   partSizeMiB: z.number().int().min(5).max(512).default(16),
@@ -59,8 +63,6 @@ const scheduleSchema = z.strictObject({
     .default('1h'),
   paused: z.boolean().default(false),
 });
-
-const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as "90s", "5m" or "24h"');
 
 /** Who writes to a target, and how to stop and restart them around a restore. */
 const writerSchema = z.discriminatedUnion('type', [

@@ -157,3 +157,13 @@ export interface RecoverReport {
   rpo?: { measuredMs: number; objectiveMs: number; met: boolean };
   error?: string;
 }
+
+/** What `runbook dr` and `runbook approve` read from a running recovery (its `status` query). */
+export interface RecoverStatus {
+  step: string;
+  assessment?: Assessment;
+  point?: RecoveryPoint;
+  restoreWorkflowId?: string;
+  /** The run of that restore: an approval by the recovery's id goes to this run and no other. */
+  restoreRunId?: string;
+}

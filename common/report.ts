@@ -1,6 +1,5 @@
 import type { BackupReport } from './types';
-
-const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+import { mib } from './units';
 
 /** The short text report stored beside the backup and printed by the CLI. */
 export function renderBackupText(r: BackupReport): string {

@@ -107,6 +107,8 @@ export interface RestoreReport {
   makeLive?: MakeLiveResult;
   verification?: RestoreCheck[];
   compensations: { name: string; ok: boolean; detail: string }[];
+  /** What went wrong without changing the outcome (an audit record not written, a local copy not removed). */
+  warnings?: string[];
   error?: string;
 }
 

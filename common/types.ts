@@ -107,7 +107,7 @@ export interface BackupReport {
   ok: boolean;
   manifest: Manifest;
   retention: RetentionOutcome;
-  steps: { name: string; durationMs: number }[];
+  steps: { name: string; startedAt?: string; durationMs: number }[];
   text: string;
 }
 
@@ -132,4 +132,11 @@ export interface Encryption {
   keyId: string;
   /** SHA-256 of the key's age recipient, first 16 hex digits. */
   fingerprint: string;
+}
+
+/** What `runbook status` and the progress line read from a running backup (its `status` query). */
+export interface BackupStatus {
+  backupId: string;
+  step: string;
+  steps: { name: string; startedAt?: string; durationMs: number }[];
 }

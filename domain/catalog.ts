@@ -78,18 +78,25 @@ export async function listBackups(config: Config, stores: StoreRegistry, target:
   return [...byId.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
 }
 
+/**
+ * One backup by its id (which names its target): its manifest read from each destination of that
+ * target, without listing anything else.
+ */
 export async function findBackup(config: Config, stores: StoreRegistry, backupId: string): Promise<CatalogEntry> {
   const { target } = parseBackupId(backupId);
-  if (!config.targets[target]) {
+  const t = config.targets[target];
+  if (!t) {
     throw new RunbookError('BACKUP_NOT_FOUND', `backup ${backupId} belongs to target "${target}", which is not in the config`);
   }
-  const entry = (await listBackups(config, stores, target)).find((e) => e.backupId === backupId);
-  if (!entry) {
+  const found = await Promise.all(t.destinations.map((d) => readManifest(stores, d, target, backupId)));
+  const destinations = t.destinations.filter((_, i) => typeof found[i] === 'object' && found[i] !== null);
+  const manifest = found.find((m): m is Manifest => typeof m === 'object' && m !== null);
+  if (!manifest) {
     throw new RunbookError(
       'BACKUP_NOT_FOUND',
       `no backup ${backupId} (no manifest in any destination of ${target})`,
       `list them with \`runbook backups list ${target}\``,
     );
   }
-  return entry;
+  return { backupId, target, createdAt: manifest.createdAt, manifest, destinations };
 }

@@ -1,16 +1,15 @@
 // One pass over the RDB: hash it, check it with redis-check-rdb, compress it, (encrypt it: the seam
 // below), hash what is stored, and write it to every destination at once. Memory stays constant:
 // every stage honours backpressure, so the slowest destination sets the pace.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Duplex, PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
 import { rdbVersionFromHeader } from '../common/rdb';
-import { RunbookError } from '../common/errors';
 import type { Compression } from '../common/types';
-import { toolPath } from './tools';
+import { filterTool, toolPath } from './tools';
+import { rdbStreamChecker } from './rdb-check';
 import { encryptStream } from './crypto/age';
 import type { Store } from './storage';
 
@@ -39,13 +38,13 @@ export function compressor(kind: Compression, level?: number): Duplex {
   if (kind === 'gzip') return createGzip({ level: level ?? 1, chunkSize: 256 * 1024 });
   if (kind === 'none') return new PassThrough();
   // The zstd program: streaming, several times faster than Node's gzip, and readable by any zstd.
-  return childFilter(toolPath('zstd'), ['-q', '-c', `-${level ?? 1}`, '--no-progress'], 'zstd');
+  return filterTool(toolPath('zstd'), ['-q', '-c', `-${level ?? 1}`, '--no-progress'], 'zstd', 'RDB_INVALID');
 }
 
 export function decompressor(kind: Compression): Duplex {
   if (kind === 'gzip') return createGunzip({ chunkSize: 256 * 1024, finishFlush: zlibConstants.Z_SYNC_FLUSH });
   if (kind === 'none') return new PassThrough();
-  return childFilter(toolPath('zstd'), ['-q', '-d', '-c', '--no-progress'], 'zstd -d');
+  return filterTool(toolPath('zstd'), ['-q', '-d', '-c', '--no-progress'], 'zstd -d', 'RDB_INVALID');
 }
 
 /**
@@ -56,29 +55,11 @@ export function decompressor(kind: Compression): Duplex {
 export function encryptor(recipient?: string): Duplex {
   if (!recipient) return new PassThrough();
   const age = toolPath('age');
-  return age !== 'age' || hasOnPath('age') ? childFilter(age, ['-e', '-r', recipient], 'age') : encryptStream(recipient);
+  return age !== 'age' || hasOnPath('age') ? filterTool(age, ['-e', '-r', recipient], 'age', 'RDB_INVALID') : encryptStream(recipient);
 }
 
 function hasOnPath(program: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(`${dir}/${program}`));
-}
-
-/** A child process as a stream filter (stdin -> stdout) that fails when the child does. */
-export function childFilter(command: string, args: string[], label: string): Duplex {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
-  child.on('error', (err) => duplex.destroy(new RunbookError('CAPTURE_FAILED', `${label} could not run: ${err.message}`)));
-  child.on('exit', (code, signal) => {
-    if (code !== 0 && !duplex.destroyed) {
-      duplex.destroy(new RunbookError('RDB_INVALID', `${label} failed (${code ?? signal}): ${stderr.trim()}`));
-    }
-  });
-  duplex.on('close', () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return duplex;
 }
 
 /** A pass-through that hashes and counts what flows through it. */
@@ -105,33 +86,6 @@ export function digester(onHeader?: (head: Buffer) => void): Transform & { sha25
     },
   });
   return Object.assign(t, { sha256: () => hash.digest('hex'), bytes: () => bytes });
-}
-
-/** redis-check-rdb reading the stream as it passes: the RDB is checked without a second read. */
-function rdbChecker() {
-  // Node gives a child a socket, not a pipe, as stdin, and /dev/stdin cannot be opened on a socket:
-  // cat turns it into a real pipe.
-  const child = spawn('sh', ['-c', 'cat | "$0" /dev/stdin', toolPath('redis-check-rdb')], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-  child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-  child.stdin.on('error', () => {}); // an early exit is reported through `result`
-  const result = new Promise<{ keys: number; expires: number }>((resolve, reject) => {
-    child.on('error', (err) => reject(new RunbookError('RDB_INVALID', `redis-check-rdb could not run: ${err.message}`)));
-    child.on('close', (code) => {
-      if (code === 0 && /RDB looks OK/.test(out)) {
-        const keys = Number(/(\d+) keys read/.exec(out)?.[1] ?? 0);
-        const expires = Number(/(\d+) expires/.exec(out)?.[1] ?? 0);
-        resolve({ keys, expires });
-      } else {
-        const lines = out.trim().split('\n').slice(-4).join(' | ');
-        reject(
-          new RunbookError('RDB_INVALID', `redis-check-rdb rejected the RDB: ${lines}`, 'the captured RDB is damaged; nothing was kept'),
-        );
-      }
-    });
-  });
-  return { stdin: child.stdin, result, kill: () => child.kill('SIGKILL') };
 }
 
 /**
@@ -184,7 +138,7 @@ export async function storeRdb(source: Readable, targets: StoreTarget[], opts: P
     }
   });
   const stored = digester();
-  const check = rdbChecker();
+  const check = rdbStreamChecker();
 
   // The raw stream feeds both redis-check-rdb and the compressor.
   const toCompress = new PassThrough({ highWaterMark: 1 << 20 });

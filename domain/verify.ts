@@ -1,6 +1,6 @@
 // Proof that a stored copy is what was written: its bytes hash to the manifest's stored checksum,
 // and decompressed they hash to the raw RDB's checksum (which redis-check-rdb approved at capture).
-import { Writable } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { RunbookError } from '../common/errors';
@@ -26,6 +26,8 @@ export interface ReadOptions {
    * bytes only; enough for a second copy once one copy with the same stored checksum passed 'full'.
    */
   depth?: 'full' | 'stored';
+  /** Told of every stored chunk read: progress, for a heartbeat that stops when the read does. */
+  onBytes?: (n: number) => void;
 }
 
 export async function verifyCopy(store: Store, key: string, expected: ExpectedArtifact, opts: ReadOptions = {}): Promise<CopyCheck> {
@@ -40,8 +42,9 @@ export async function verifyCopy(store: Store, key: string, expected: ExpectedAr
   try {
     const source = await store.read(key);
     const sink = new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => cb() });
-    if (full) await pipeline(source, stored, decrypt, decompressor(expected.compression), raw, sink, { signal });
-    else await pipeline(source, stored, sink, { signal });
+    const counted = opts.onBytes ? counter(opts.onBytes) : new PassThrough();
+    if (full) await pipeline(source, counted, stored, decrypt, decompressor(expected.compression), raw, sink, { signal });
+    else await pipeline(source, counted, stored, sink, { signal });
   } catch (err) {
     // A copy that cannot be read or decompressed is a failed check, not a crash of the check.
     if (signal?.aborted) throw err;
@@ -57,4 +60,14 @@ export async function verifyCopy(store: Store, key: string, expected: ExpectedAr
   }
   const ok = `sha256 ${sha.slice(0, 12)}… ok${full ? `, RDB sha256 ${rawSha.slice(0, 12)}… ok` : ' (same bytes as the fully checked copy)'}`;
   return { destination: store.name, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : ok };
+}
+
+/** A pass-through that tells of every chunk: progress for a heartbeat that stops when the bytes do. */
+export function counter(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
 }

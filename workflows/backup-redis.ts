@@ -1,31 +1,12 @@
-import { ApplicationFailure, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { messageOf } from './shared';
+// backupRedis: preflight, capture (checked, compressed, encrypted, streamed to every destination),
+// proof of every stored copy, the manifest last (the commit point), retention, the report.
+import { defineQuery, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { makeBackupId } from '../common/backup-id';
-import { PERMANENT } from '../common/errors';
+import { fail } from '../common/errors';
 import { renderBackupText } from '../common/report';
-import { TOOL_NAME, type BackupInput, type BackupReport, type Manifest } from '../common/types';
+import { TOOL_NAME, type BackupInput, type BackupReport, type BackupStatus, type Manifest } from '../common/types';
 import { TOOL_VERSION } from '../common/version';
-
-const retry = { nonRetryableErrorTypes: [...PERMANENT] as string[], maximumInterval: '30s' };
-
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
-  retry: { ...retry, maximumAttempts: 5 },
-});
-
-// A capture that stops heartbeating for 20 s is presumed dead (worker killed) and retried elsewhere.
-const long = proxyActivities<Activities>({
-  startToCloseTimeout: '6h',
-  heartbeatTimeout: '20s',
-  retry: { ...retry, maximumAttempts: 3 },
-});
-
-export interface BackupStatus {
-  backupId: string;
-  step: string;
-  steps: { name: string; durationMs: number }[];
-}
+import { copying, messageOf, quick, stepper } from './shared';
 
 export const backupStatusQuery = defineQuery<BackupStatus>('status');
 
@@ -57,31 +38,22 @@ async function runBackup(input: BackupInput): Promise<BackupReport> {
   const info = workflowInfo();
   // Run ids are UUIDv7: their first digits are a timestamp, their last ones random.
   const backupId = makeBackupId(input.target, info.runStartTime, info.runId.replace(/-/g, '').slice(-8));
-  const status: BackupStatus = { backupId, step: 'preflight', steps: [] };
+  const steps: BackupStatus['steps'] & Parameters<typeof stepper>[1] = [];
+  const status: BackupStatus = { backupId, step: 'preflight', steps };
   setHandler(backupStatusQuery, () => status);
-  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    status.step = name;
-    const t0 = Date.now();
-    const out = await fn();
-    status.steps.push({ name, durationMs: Date.now() - t0 });
-    return out;
-  };
+  const step = stepper(status, steps);
 
   const pre = await step('preflight', () => quick.preflight(input.target));
   const captured = await step('capture', () =>
-    long.capture({ target: input.target, backupId, workflowId: info.workflowId, runId: info.runId }),
+    copying.capture({ target: input.target, backupId, workflowId: info.workflowId, runId: info.runId }),
   );
   const copies = await step('verify', () =>
-    long.verifyCopies({ target: input.target, backupId, artifact: captured.artifact, rdb: captured.rdb }),
+    copying.verifyCopies({ target: input.target, backupId, artifact: captured.artifact, rdb: captured.rdb }),
   );
   const bad = copies.filter((c) => !c.ok);
   if (bad.length) {
     // No manifest is written, so this backup never becomes visible.
-    throw ApplicationFailure.create({
-      type: 'VERIFY_FAILED',
-      message: `stored copies failed verification: ${bad.map((c) => `${c.destination}: ${c.detail}`).join('; ')}`,
-      nonRetryable: true,
-    });
+    fail('VERIFY_FAILED', `stored copies failed verification: ${bad.map((c) => `${c.destination}: ${c.detail}`).join('; ')}`);
   }
 
   const manifest: Manifest = {
@@ -108,7 +80,7 @@ async function runBackup(input: BackupInput): Promise<BackupReport> {
   // A restore's safety backup skips retention: it must not delete the backup being restored.
   const retention = input.skipRetention
     ? { dryRun: true, kept: [], deleted: [], abandoned: [], suspicious: [] }
-    : await step('retention', () => quick.applyRetention({ target: input.target, dryRun: false }));
+    : await step('retention', () => quick.applyRetention({ target: input.target, dryRun: false, requestedBy: input.requestedBy }));
 
   const report: BackupReport = { backupId, target: input.target, ok: true, manifest, retention, steps: status.steps, text: '' };
   report.text = renderBackupText(report);

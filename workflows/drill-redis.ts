@@ -1,7 +1,8 @@
 // drillRedis: prove that a stored backup restores. Pick one, fetch it from the drill's destination,
 // load it into a sandbox on the worker, verify it, and measure RTO and RPO against the objectives.
 // The target is never touched. A failed drill or a missed objective is reported and alerted.
-import { ApplicationFailure, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { fail } from '../common/errors';
 import type { DrillInput, DrillPick, DrillReport, DrillRestoreResult } from '../common/drill-types';
 import { drillHeadline, hours, seconds } from '../common/drill-report';
 import { OUTCOME_ATTR, RPO_ATTR, RTO_ATTR, TARGET_ATTR } from '../common/search-attributes';
@@ -110,7 +111,7 @@ export async function drillRedis(input: DrillInput): Promise<DrillReport> {
       .catch(() => {}); // an unreachable webhook must not hide the drill's own result
   }
   if (report.outcome === 'failed') {
-    throw ApplicationFailure.create({ type: 'DRILL_FAILED', message: drillHeadline(report), details: [report], nonRetryable: true });
+    fail('DRILL_FAILED', drillHeadline(report), undefined, [report]);
   }
   return report;
 }

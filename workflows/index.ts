@@ -3,3 +3,4 @@ export { backupRedis } from './backup-redis';
 export { restoreRedis } from './restore-redis';
 export { drillRedis } from './drill-redis';
 export { recoverRedis } from './recover-redis';
+export { pruneBackups } from './prune-backups';

@@ -4,7 +4,6 @@
 // options: complete loss or corruption (newest good point), rollback (--at), a rebuilt server or a
 // clone to staging (--to).
 import {
-  ApplicationFailure,
   CancellationScope,
   ParentClosePolicy,
   defineQuery,
@@ -16,20 +15,14 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { AuditEvent } from '../common/audit';
-import type { Assessment, RecoverInput, RecoverReport, RecoveryPoint } from '../common/drill-types';
+import { ErrorCode, fail } from '../common/errors';
+import { innermostCode, messageOf, reportOf } from '../common/failure';
+import type { RecoverInput, RecoverReport, RecoverStatus } from '../common/drill-types';
+import { workflowIds } from '../common/workflow-ids';
 import type { RestoreReport } from '../common/restore-types';
 import { OUTCOME_ATTR, TARGET_ATTR } from '../common/search-attributes';
 import { restoreRedis } from './restore-redis';
-import { heavy, messageOf, quick } from './shared';
-
-export interface RecoverStatus {
-  step: string;
-  assessment?: Assessment;
-  point?: RecoveryPoint;
-  restoreWorkflowId?: string;
-  /** The run of that restore: an approval by the recovery's id goes to this run and no other. */
-  restoreRunId?: string;
-}
+import { heavy, quick } from './shared';
 
 export const recoverStatusQuery = defineQuery<RecoverStatus>('status');
 
@@ -74,19 +67,17 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
       // Two names for one server would make a clone to staging overwrite production.
       const source = await quick.assessTarget({ target: input.target, checkFiles: false }).catch(() => undefined);
       if (source?.runId && source.runId === toRunId) {
-        throw ApplicationFailure.create({
-          type: 'BAD_INPUT',
-          message: `targets ${input.target} and ${to} are the same Redis server (run_id ${toRunId}): refusing to restore one over itself as another`,
-          nonRetryable: true,
-        });
+        fail(
+          'BAD_INPUT',
+          `targets ${input.target} and ${to} are the same Redis server (run_id ${toRunId}): refusing to restore one over itself as another`,
+        );
       }
     }
     if (!assessment.reachable && !input.dryRun) {
-      throw ApplicationFailure.create({
-        type: 'TARGET_UNREACHABLE',
-        message: `${to} is unreachable (${assessment.error ?? 'no answer'}): start it, empty is fine, or a replacement server and recover into that with --to <target>`,
-        nonRetryable: true,
-      });
+      fail(
+        'TARGET_UNREACHABLE',
+        `${to} is unreachable (${assessment.error ?? 'no answer'}): start it, empty is fine, or a replacement server and recover into that with --to <target>`,
+      );
     }
     status.step = 'choose recovery point';
     const point = await heavy.chooseRecoveryPoint({ target: input.target, at: input.at, from: input.from });
@@ -105,7 +96,7 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
       `recover ${point.backupId} from ${point.destination}${to !== input.target ? ` (a backup of ${input.target})` : ''}: ${input.reason}`,
     );
     status.step = 'restore';
-    const restoreWorkflowId = `restore/${to}`;
+    const restoreWorkflowId = workflowIds.restore(to);
     let restore: RestoreReport;
     try {
       const child = await startChild(restoreRedis, {
@@ -131,13 +122,12 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         await quick.removeRestoreFiles({ backupIds: [point.backupId] }).catch(() => {});
-        throw ApplicationFailure.create({
-          type: 'RESTORE_RUNNING',
-          message: `a restore of ${to} is already running (${restoreWorkflowId}): let it finish or cancel it, then recover again`,
-          nonRetryable: true,
-        });
+        fail(
+          'RESTORE_RUNNING',
+          `a restore of ${to} is already running (${restoreWorkflowId}): let it finish or cancel it, then recover again`,
+        );
       }
-      report.restore = restoreReportOf(err);
+      report.restore = reportOf<RestoreReport>(err);
       throw err;
     }
     report.restore = restore;
@@ -172,7 +162,7 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
   } catch (err) {
     report.error = messageOf(err);
     // A restore cancelled with its recovery reports RESTORE_CANCELLED, not a cancellation.
-    finish(isCancellation(err) || innermostType(err) === 'RESTORE_CANCELLED' ? 'cancelled' : 'failed');
+    finish(isCancellation(err) || innermostCode(err) === 'RESTORE_CANCELLED' ? 'cancelled' : 'failed');
     if (report.point && !report.restoreWorkflowId) {
       // Failed before the restore took the proven copy over: it leaves the worker here.
       await CancellationScope.nonCancellable(() => quick.removeRestoreFiles({ backupIds: [report.point!.backupId] })).catch(() => {});
@@ -183,13 +173,16 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
       ).catch(() => {});
     }
     status.step = report.outcome;
-    throw ApplicationFailure.create({
-      // The cause's own code where it has one (no copy verifies: BACKUP_NOT_FOUND), so the CLI exits by it.
-      type: rootType(err) ?? 'RECOVER_FAILED',
-      message: `recovery of ${to} ${report.outcome}: ${report.error}${report.restore ? `. Target: ${report.restore.targetState}` : ''}`,
-      details: [report],
-      nonRetryable: true,
-    });
+    // The cause's own code where it has one (no copy verifies: BACKUP_NOT_FOUND), so the CLI exits by it.
+    const cause = innermostCode(err);
+    const code =
+      cause && cause in ErrorCode && cause !== 'RESTORE_FAILED' && cause !== 'RESTORE_CANCELLED' ? (cause as ErrorCode) : 'RECOVER_FAILED';
+    return fail(
+      code,
+      `recovery of ${to} ${report.outcome}: ${report.error}${report.restore ? `. Target: ${report.restore.targetState}` : ''}`,
+      undefined,
+      [report],
+    );
   }
 }
 
@@ -199,28 +192,4 @@ function approvalWaitMs(r: RestoreReport): number {
   const last = r.decisions.filter((d) => d.decision === 'approve').at(-1);
   if (!plan || !last) return 0;
   return Math.max(0, Date.parse(last.at) - (Date.parse(plan.startedAt) + plan.durationMs));
-}
-
-function innermostType(err: unknown): string | undefined {
-  let e = err as { cause?: unknown };
-  let type: string | undefined;
-  while (e) {
-    if (e instanceof ApplicationFailure && e.type) type = e.type;
-    e = e.cause as typeof e;
-  }
-  return type;
-}
-
-function rootType(err: unknown): string | undefined {
-  const type = innermostType(err);
-  return type === 'RESTORE_FAILED' || type === 'RESTORE_CANCELLED' ? 'RECOVER_FAILED' : type;
-}
-
-function restoreReportOf(err: unknown): RestoreReport | undefined {
-  let e = err as { cause?: unknown; details?: unknown[] };
-  while (e) {
-    if (e instanceof ApplicationFailure && e.details?.[0]) return e.details[0] as RestoreReport;
-    e = e.cause as typeof e;
-  }
-  return undefined;
 }

@@ -3,7 +3,7 @@ import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@te
 import { z } from 'zod';
 import { RunbookError } from '../../common/errors';
 import type { Decision, RestoreStatus } from '../../common/restore-types';
-import type { RecoverStatus } from '../../workflows/recover-redis';
+import type { RecoverStatus } from '../../common/drill-types';
 import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
 
 const approver = z.string().regex(/^[\w.@-]{1,64}$/, 'a name of letters, digits and . _ @ -');

@@ -1,8 +1,9 @@
 import { Command } from 'commander';
+import { workflowIds } from '../../common/workflow-ids';
 import { z } from 'zod';
 import { targetOf } from '../../common/config';
 import { TASK_QUEUE, type BackupReport } from '../../common/types';
-import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, parseOptions, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
 import { followBackup } from '../progress';
 
 const options = z.object({ wait: z.boolean().default(false), tag: z.array(z.string().regex(/^[\w.-]{1,64}$/)).default([]) });
@@ -15,11 +16,11 @@ export const backupCommand = new Command('backup')
   .action(
     action(async (targetName: string, raw: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const opts = options.parse(raw);
+      const opts = parseOptions(options, raw);
       const config = loadCliConfig(global);
       targetOf(config, targetName);
       const client = await connectClient(config);
-      const workflowId = `backup/${targetName}/manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
+      const workflowId = workflowIds.manualBackup(targetName);
       const handle = await client.workflow.start('backupRedis', {
         taskQueue: config.temporal.taskQueue ?? TASK_QUEUE,
         workflowId,

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import * as units from '../../common/units';
 import { z } from 'zod';
 import { parseBackupId } from '../../common/backup-id';
 import { RunbookError } from '../../common/errors';
@@ -7,10 +8,11 @@ import { findBackup, listBackups } from '../../domain/catalog';
 import { storeRegistry } from '../../domain/storage';
 import { verifyCopy } from '../../domain/verify';
 import { keyring } from '../../domain/crypto/keys';
-import { action, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, parseOptions, loadCliConfig, print, type GlobalOptions } from '../context';
 import { EXIT } from '../exit-codes';
 
-const mib = (n: number) => `${(n / 1048576).toFixed(1)}MiB`;
+/** Table cells: no space inside a size. */
+const mib = (n: number) => units.mib(n).replace(' ', '');
 
 const list = new Command('list')
   .description('list the backups of a target (only those with a manifest exist)')
@@ -92,7 +94,7 @@ const verify = new Command('verify')
   .action(
     action(async (backupId: string, raw: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const opts = verifyOptions.parse(raw);
+      const opts = parseOptions(verifyOptions, raw);
       parseBackupId(backupId);
       const config = loadCliConfig(global);
       const stores = storeRegistry(config);

@@ -1,12 +1,12 @@
 import { Command } from 'commander';
+import { workflowIds } from '../../common/workflow-ids';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
 import { targetOf } from '../../common/config';
 import { hours, seconds } from '../../common/drill-report';
-import type { RecoverReport } from '../../common/drill-types';
+import type { RecoverReport, RecoverStatus } from '../../common/drill-types';
 import { RunbookError } from '../../common/errors';
-import type { RecoverStatus } from '../../workflows/recover-redis';
 import {
   action,
   connectClient,
@@ -85,7 +85,7 @@ export const drCommand = new Command('dr')
       const client = await connectClient(config);
       // Without them the recovery could not get past its first step: say so now, not never.
       await requireSearchAttributes(client, config);
-      const workflowId = opts.dryRun ? `dr-plan/${to}/${Date.now()}` : `dr/${to}`;
+      const workflowId = opts.dryRun ? workflowIds.recoverPlan(to) : workflowIds.recover(to);
       let handle;
       try {
         handle = await client.workflow.start('recoverRedis', {

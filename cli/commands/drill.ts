@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { workflowIds } from '../../common/workflow-ids';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
 import { targetOf } from '../../common/config';
@@ -48,7 +49,7 @@ export const drillCommand = new Command('drill')
       }
       const client = await connectClient(config);
       await requireSearchAttributes(client, config);
-      const workflowId = `drill/${targetName}/manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
+      const workflowId = workflowIds.manualDrill(targetName);
       const handle = await client.workflow.start('drillRedis', {
         taskQueue: config.temporal.taskQueue,
         workflowId,

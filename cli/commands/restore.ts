@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { workflowIds } from '../../common/workflow-ids';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
@@ -31,7 +32,7 @@ export const restoreCommand = new Command('restore')
       const config = loadCliConfig(global);
       targetOf(config, targetName);
       const client = await connectClient(config);
-      const workflowId = opts.dryRun ? `restore-plan/${targetName}/${Date.now()}` : `restore/${targetName}`;
+      const workflowId = opts.dryRun ? workflowIds.restorePlan(targetName) : workflowIds.restore(targetName);
       let handle;
       try {
         handle = await client.workflow.start('restoreRedis', {

@@ -1,25 +1,40 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { retention } from '../../activities';
-import { storeRegistry } from '../../domain/storage';
 import { targetOf } from '../../common/config';
-import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { TASK_QUEUE, type RetentionOutcome } from '../../common/types';
+import { workflowIds } from '../../common/workflow-ids';
+import { retention } from '../../domain/retention';
+import { storeRegistry } from '../../domain/storage';
+import { action, parseOptions, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
 
 const options = z.object({ dryRun: z.boolean().default(false) });
 
 export const retentionCommand = new Command('retention')
   .description("apply a target's retention policy now (every backup also applies it when it ends)")
   .argument('<target>')
-  .option('--dry-run', 'show what would be deleted, delete nothing')
+  .option('--dry-run', 'show what would be deleted, delete nothing (needs no worker)')
   .action(
     action(async (target: string, raw: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const { dryRun } = options.parse(raw);
+      const { dryRun } = parseOptions(options, raw);
       const config = loadCliConfig(global);
       targetOf(config, target);
-      // Temporal tells a running backup's unfinished folder from an abandoned one; without it, both stay.
-      const temporal = await connectClient(config).catch(() => undefined);
-      const outcome = await retention({ config, stores: storeRegistry(config), temporal }, target, dryRun);
+      let outcome: RetentionOutcome;
+      if (dryRun) {
+        // Only reads. Temporal tells a running backup's unfinished folder from an abandoned one; without it, both stay.
+        const temporal = await connectClient(config).catch(() => undefined);
+        outcome = await retention({ config, stores: storeRegistry(config), temporal }, target, true);
+        await temporal?.connection.close();
+      } else {
+        // Deleting is a run of its own, on a worker: durable, in the Temporal UI, and in the audit trail.
+        const client = await connectClient(config);
+        outcome = await client.workflow.execute('pruneBackups', {
+          taskQueue: config.temporal.taskQueue ?? TASK_QUEUE,
+          workflowId: workflowIds.retention(target),
+          args: [{ target, requestedBy: `cli:${process.env.USER ?? 'unknown'}` }],
+        });
+        await client.connection.close();
+      }
       const verb = dryRun ? 'would delete' : 'deleted';
       print(global, outcome, () =>
         [
@@ -31,6 +46,5 @@ export const retentionCommand = new Command('retention')
           '',
         ].join('\n'),
       );
-      await temporal?.connection.close();
     }),
   );

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { z } from 'zod';
 import { desiredSchedules, MANAGED_BY, planSchedules, type DesiredSchedule, type ExistingSchedule } from '../../common/schedule-plan';
-import { action, connectClient, requireSearchAttributes, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, parseOptions, connectClient, requireSearchAttributes, loadCliConfig, print, type GlobalOptions } from '../context';
 
 function scheduleOptions(d: DesiredSchedule): ScheduleOptions {
   return {
@@ -56,7 +56,7 @@ const apply = new Command('apply')
   .action(
     action(async (raw: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const { dryRun } = applyOptions.parse(raw);
+      const { dryRun } = parseOptions(applyOptions, raw);
       const config = loadCliConfig(global);
       const client = await connectClient(config);
       const desired = desiredSchedules(config);

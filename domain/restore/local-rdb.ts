@@ -1,7 +1,7 @@
 // The backup's RDB as a local file for a restore: fetched once from the first destination whose copy
 // checks out, decompressed, and proven against the manifest's checksums before any byte reaches Redis.
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { RDB_HEADER_LENGTH, rdbVersionFromHeader } from '../../common/rdb';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,18 +28,27 @@ export async function localRdb(
     fresh?: boolean;
     /** Told of every stored chunk read: progress, for a heartbeat that stops when the download does. */
     onBytes?: (n: number) => void;
+    /**
+     * The run this copy serves: a copy this run already proved (the restore's plan) is trusted as it
+     * is by the run's later steps; any other copy on this worker is hashed before it is used.
+     */
+    runId?: string;
   } = {},
 ): Promise<{ file: string; destination: string; storedSize: number }> {
   const { signal } = opts;
   const dir = opts.dir ?? path.join(restoreWorkDir(), manifest.backupId);
   const file = path.join(dir, 'dump.rdb');
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (!opts.dir && !opts.fresh && opts.runId && (await provenFor(file, manifest, opts.runId))) {
+    return { file, destination: 'the copy this run proved on this worker', storedSize: manifest.artifact.size };
+  }
   if (!opts.dir && !opts.fresh && (await matches(file, manifest, signal))) {
+    if (opts.runId) await recordProof(file, manifest, opts.runId);
     // Its bytes are the backup's, but the manifest's version must still be checked against them.
     await checkVersion(file, manifest);
     return { file, destination: 'the copy already on this worker', storedSize: manifest.artifact.size };
   }
-  const problems: string[] = [];
+  const problems: { destination: string; problem: string }[] = [];
   for (const destination of destinations) {
     const tmp = `${file}.partial`;
     const stored = digester();
@@ -73,11 +82,11 @@ export async function localRdb(
       // Decrypted production data: a half-written file never stays behind.
       await rm(tmp, { force: true });
       if (signal?.aborted) throw err;
-      problems.push(`${destination}: ${(err as Error).message.split('\n')[0]}`);
+      problems.push({ destination, problem: (err as Error).message.split('\n')[0]! });
       continue;
     }
     if (stored.sha256() !== manifest.artifact.sha256 || raw.sha256() !== manifest.rdb.sha256 || raw.bytes() !== manifest.rdb.size) {
-      problems.push(`${destination}: checksum mismatch`);
+      problems.push({ destination, problem: 'checksum mismatch' });
       await rm(tmp, { force: true });
       continue;
     }
@@ -88,12 +97,14 @@ export async function localRdb(
       throw err;
     }
     await rename(tmp, file);
+    if (opts.runId) await recordProof(file, manifest, opts.runId);
     return { file, destination, storedSize: stored.bytes() };
   }
   throw new RunbookError(
     'VERIFY_FAILED',
-    `no copy of ${manifest.backupId} checks out (${problems.join('; ')})`,
+    `no copy of ${manifest.backupId} checks out (${problems.map((p) => `${p.destination}: ${p.problem}`).join('; ')})`,
     'nothing was changed on the target; pick another backup',
+    [{ problems }],
   );
 }
 
@@ -109,6 +120,25 @@ async function checkVersion(file: string, manifest: Manifest): Promise<void> {
       `the manifest of ${manifest.backupId} says RDB version ${manifest.rdb.version}, the file is version ${actual}`,
       'the manifest cannot be trusted: pick another backup',
     );
+  }
+}
+
+/** Beside a proven copy: which run proved it, and the file as it was then (a change shows in size or mtime). */
+const proofOf = (file: string) => `${file}.proof.json`;
+
+async function recordProof(file: string, manifest: Manifest, runId: string): Promise<void> {
+  const s = await stat(file);
+  await writeFile(proofOf(file), JSON.stringify({ runId, sha256: manifest.rdb.sha256, size: s.size, mtimeMs: s.mtimeMs }), { mode: 0o600 });
+}
+
+async function provenFor(file: string, manifest: Manifest, runId: string): Promise<boolean> {
+  const [s, text] = await Promise.all([stat(file).catch(() => null), readFile(proofOf(file), 'utf8').catch(() => null)]);
+  if (!s || !text) return false;
+  try {
+    const p = JSON.parse(text) as { runId: string; sha256: string; size: number; mtimeMs: number };
+    return p.runId === runId && p.sha256 === manifest.rdb.sha256 && p.size === s.size && p.mtimeMs === s.mtimeMs;
+  } catch {
+    return false;
   }
 }
 

@@ -4,7 +4,6 @@
 //   file-swap: stop, replace the RDB, start (with AOF off at first, or the AOF would win and the
 //     restore would silently restore nothing), then turn AOF back on and wait for its rewrite;
 //   logical: FLUSHALL, then RESTORE ... REPLACE of every key from a scratch server.
-import { exec } from 'node:child_process';
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,6 +17,7 @@ import { connectTarget, endpointOf, parseInfo, parseKeyspace } from '../redis-ta
 import { restoreWorkDir } from './local-rdb';
 import { isScratchPassword, startScratch } from './scratch';
 import { serveRdb } from './rdb-master';
+import { runCommand } from '../tools';
 
 export interface MakeLiveContext {
   targetName: string;
@@ -57,7 +57,7 @@ async function until(what: string, timeoutMs: number, ctx: MakeLiveContext, prob
   const deadline = Date.now() + timeoutMs;
   let last = 0;
   while (!(await probe())) {
-    if (Date.now() > deadline) throw new RunbookError('CAPTURE_FAILED', `timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new RunbookError('MAKE_LIVE_FAILED', `timed out waiting for ${what}`);
     if (ctx.signal?.aborted) throw ctx.signal.reason;
     if (Date.now() - last > 2000) {
       ctx.heartbeat(what);
@@ -144,13 +144,8 @@ async function ownReplicaSettings(
   return { settings: saved ?? { masterauth: '', masteruser: '' }, file, lost: !saved };
 }
 
-function shell(command: string, env: Record<string, string>, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    exec(command, { env: { ...process.env, ...env }, timeout: timeoutMs }, (err, _out, stderr) => {
-      if (err) reject(new RunbookError('CAPTURE_FAILED', `"${command}" failed: ${String(stderr).trim().slice(-500) || err.message}`));
-      else resolve();
-    });
-  });
+async function shell(command: string, env: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  await runCommand(command, { what: `"${command}"`, code: 'MAKE_LIVE_FAILED', timeoutMs, env, signal });
 }
 
 function portOpen(host: string, port: number): Promise<boolean> {
@@ -173,7 +168,7 @@ async function fileSwap(ctx: MakeLiveContext): Promise<string> {
   const appenddirname = aof ? await cfg('appenddirname').catch(() => '') : '';
   if (swap.stop) {
     client.disconnect();
-    await shell(swap.stop, {}, timeoutMs);
+    await shell(swap.stop, {}, timeoutMs, ctx.signal);
   } else {
     await client.call('SHUTDOWN', 'NOSAVE').catch(() => {}); // the connection drops: that is the answer
     client.disconnect();
@@ -191,7 +186,7 @@ async function fileSwap(ctx: MakeLiveContext): Promise<string> {
   await copyFile(ctx.rdbFile, `${live}.partial`);
   await rename(`${live}.partial`, live);
 
-  await shell(swap.start, { REDIS_EXTRA_ARGS: aof ? '--appendonly no' : '' }, timeoutMs);
+  await shell(swap.start, { REDIS_EXTRA_ARGS: aof ? '--appendonly no' : '' }, timeoutMs, ctx.signal);
   await until('the target to start and load the RDB', timeoutMs, ctx, async () => {
     try {
       client = await connectTarget(ctx.targetName, ctx.target, 2000);
@@ -212,7 +207,7 @@ async function fileSwap(ctx: MakeLiveContext): Promise<string> {
       });
       const status = parseInfo(await client.info('persistence')).aof_last_bgrewrite_status;
       if (status !== 'ok')
-        throw new RunbookError('CAPTURE_FAILED', `the AOF rewrite after the restore failed (aof_last_bgrewrite_status:${status})`);
+        throw new RunbookError('MAKE_LIVE_FAILED', `the AOF rewrite after the restore failed (aof_last_bgrewrite_status:${status})`);
     }
   } finally {
     client.disconnect();
@@ -248,7 +243,8 @@ async function logical(ctx: MakeLiveContext): Promise<string> {
           if (!payload || ttl === -2) continue; // expired between SCAN and DUMP
           write.restore(batch[i]!, ttl > 0 ? ttl : 0, payload, 'REPLACE');
         }
-        for (const [err] of (await write.exec()) ?? []) if (err) throw new RunbookError('CAPTURE_FAILED', `RESTORE failed: ${err.message}`);
+        for (const [err] of (await write.exec()) ?? [])
+          if (err) throw new RunbookError('MAKE_LIVE_FAILED', `RESTORE failed: ${err.message}`);
         keys += batch.length;
         ctx.heartbeat(`restored ${keys} keys`);
       } while (cursor !== '0');

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { RunbookError } from '../../common/errors';
-import { toolPath } from '../tools';
+import { childEnv, toolPath } from '../tools';
 import { parseInfo } from '../redis-target';
 import { restoreWorkDir } from './local-rdb';
 
@@ -72,7 +72,7 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
       '--daemonize',
       'no',
     ],
-    { stdio: 'ignore' },
+    { stdio: 'ignore', env: childEnv() },
   );
   // A missing binary is an error event: unheard, it would take the whole worker down.
   let spawnError: Error | undefined;
@@ -203,7 +203,7 @@ async function waitLoaded(
     c.disconnect();
     await sleep(50);
   }
-  throw new RunbookError('CAPTURE_FAILED', 'the scratch redis-server did not load the backup in time');
+  throw new RunbookError('SCRATCH_FAILED', 'the scratch redis-server did not load the backup in time');
 }
 
 function freePort(host: string): Promise<number> {

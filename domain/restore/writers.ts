@@ -1,30 +1,19 @@
 // Writer controllers: what pauses an application's writers and brings them back. Pausing returns
 // what resuming needs (Kanister's ScaleWorkload keeps the original replica count the same way), so
 // the workflow can record the undo before it takes the next step.
-import { execFile, exec } from 'node:child_process';
 import type { WriterConfig } from '../../common/config';
 import { durationMs } from '../../common/duration';
 import { RunbookError } from '../../common/errors';
 import type { WriterPauseState } from '../../common/restore-types';
 import { resolveOptionalSecret } from '../secrets';
+import { runCommand, runTool } from '../tools';
 
-function run(file: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      if (err)
-        reject(new RunbookError('CAPTURE_FAILED', `${file} ${args.join(' ')} failed: ${String(stderr).trim().slice(-400) || err.message}`));
-      else resolve(String(stdout));
-    });
-  });
+async function run(file: string, args: string[], timeoutMs: number): Promise<string> {
+  return (await runTool(file, args, { what: `${file} ${args.join(' ')}`, code: 'WRITER_FAILED', timeoutMs })).stdout;
 }
 
-function shell(command: string, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    exec(command, { timeout: timeoutMs }, (err, _out, stderr) => {
-      if (err) reject(new RunbookError('CAPTURE_FAILED', `${what} command failed: ${String(stderr).trim().slice(-400) || err.message}`));
-      else resolve();
-    });
-  });
+async function shell(command: string, timeoutMs: number, what: string): Promise<void> {
+  await runCommand(command, { what: `${what} command`, code: 'WRITER_FAILED', timeoutMs });
 }
 
 async function post(url: string, token: string | undefined, timeoutMs: number, what: string): Promise<void> {
@@ -34,9 +23,9 @@ async function post(url: string, token: string | undefined, timeoutMs: number, w
     body: JSON.stringify({ source: 'redis-runbooks', action: what }),
     signal: AbortSignal.timeout(timeoutMs),
   }).catch((err: Error) => {
-    throw new RunbookError('CAPTURE_FAILED', `${what} POST ${url} failed: ${err.message}`);
+    throw new RunbookError('WRITER_FAILED', `${what} POST ${url} failed: ${err.message}`);
   });
-  if (!res.ok) throw new RunbookError('CAPTURE_FAILED', `${what} POST ${url} answered ${res.status}`);
+  if (!res.ok) throw new RunbookError('WRITER_FAILED', `${what} POST ${url} answered ${res.status}`);
 }
 
 const ANNOTATION = 'redis-runbooks/original-replicas';

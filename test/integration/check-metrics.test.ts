@@ -197,12 +197,20 @@ describe('runbook check and the metrics, on one target through its life', () => 
   it('prints JSON with --json', async () => {
     const r = await check(configFile('plain'), '--json');
     expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { ok: boolean; targets: { target: string; ok: boolean; problems: unknown[]; facts: any }[] };
+    const out = JSON.parse(r.stdout) as {
+      ok: boolean;
+      targets: {
+        target: string;
+        ok: boolean;
+        problems: unknown[];
+        facts: { newestVerifiedBackup: { backupId: string }; disks: { usedFraction: number }[] };
+      }[];
+    };
     expect(out.ok).toBe(true);
     expect(out.targets).toHaveLength(1);
     expect(out.targets[0]).toMatchObject({ target: 'main', ok: true, problems: [] });
     expect(out.targets[0]!.facts.newestVerifiedBackup.backupId).toBe(backup.backupId);
-    expect(out.targets[0]!.facts.disks[0].usedFraction).toBeGreaterThan(0);
+    expect(out.targets[0]!.facts.disks[0]!.usedFraction).toBeGreaterThan(0);
   });
 
   it('with drills required and none run: exits 10 with drill-overdue', async () => {

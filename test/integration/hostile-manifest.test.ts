@@ -2,7 +2,7 @@
 // restore plan must notice, and a manifest moved into another backup's folder must not pass for it.
 import { copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { retention } from '../../activities';
+import { retention } from '../../domain/retention';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBackup, listBackups, listDestination } from '../../domain/catalog';
 import { removeLocalRdb } from '../../domain/restore/local-rdb';

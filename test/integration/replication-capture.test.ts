@@ -145,14 +145,14 @@ async function fakeRedis(onCommand: (cmd: string[], sock: net.Socket) => void): 
 }
 
 /** Answers the handshake like Redis 7 and hands SYNC to `onSync`. */
-function handshake(onSync: (sock: net.Socket) => void, opts: { rdbOnly?: boolean } = {}) {
+function handshake(onSync: (sock: net.Socket) => unknown, opts: { rdbOnly?: boolean } = {}) {
   return (cmd: string[], sock: net.Socket) => {
     const name = cmd[0]?.toUpperCase();
     if (name === 'AUTH') sock.write('+OK\r\n');
     else if (name === 'REPLCONF' && cmd[1] === 'rdb-only') {
       sock.write(opts.rdbOnly === false ? '-ERR Unrecognized REPLCONF option: rdb-only\r\n' : '+OK\r\n');
     } else if (name === 'REPLCONF') sock.write('+OK\r\n');
-    else if (name === 'SYNC') onSync(sock);
+    else if (name === 'SYNC') void Promise.resolve(onSync(sock)).catch((err: Error) => sock.destroy(err));
     else sock.write(`-ERR unknown command '${cmd[0]}'\r\n`);
   };
 }

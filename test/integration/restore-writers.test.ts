@@ -460,7 +460,7 @@ function scratchServersOf(pid: number): number[] {
   for (const task of existsSync(tasks) ? readdirSync(tasks) : []) {
     const list = readFileSync(`${tasks}/${task}/children`, 'utf8').trim();
     for (const child of list ? list.split(/\s+/).map(Number) : []) {
-      let cwd = '';
+      let cwd: string;
       try {
         cwd = readlinkSync(`/proc/${child}/cwd`);
       } catch {

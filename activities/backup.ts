@@ -1,0 +1,65 @@
+// Activities of the backup runbook, over the domain library. Every one is safe to run again: a retried
+// capture rewrites the same keys, manifests and reports are whole-file atomic writes, and retention
+// removes only what its own listing shows.
+import { Context } from '@temporalio/activity';
+import { targetOf } from '../common/config';
+import { durationMs } from '../common/duration';
+import type { BackupReport, CaptureResult, CopyCheck, Manifest, PreflightResult, RetentionOutcome } from '../common/types';
+import { appendAudit } from '../domain/audit';
+import { captureBackup, verifyCopies, writeBackupReport, writeManifest, type CaptureInput, type VerifyCopiesInput } from '../domain/backup';
+import { inspectTarget } from '../domain/preflight';
+import { retention } from '../domain/retention';
+import type { Deps } from './deps';
+import { whileMoving } from './heartbeat';
+
+export function createBackupActivities(deps: Deps) {
+  const { config } = deps;
+  return {
+    async preflight(target: string): Promise<PreflightResult> {
+      return inspectTarget(target, targetOf(config, target));
+    },
+
+    /** Alive while bytes move; waiting for the server's first byte is bounded by captureIdleTimeout. */
+    async capture(input: CaptureInput): Promise<CaptureResult> {
+      const idleMs = durationMs(targetOf(config, input.target).captureIdleTimeout);
+      return whileMoving((p) => captureBackup(deps, input, p), idleMs);
+    },
+
+    async verifyCopies(input: VerifyCopiesInput): Promise<CopyCheck[]> {
+      return whileMoving((p) => verifyCopies(deps, input, p));
+    },
+
+    /** The commit point: a backup exists from the moment its manifest does. */
+    async writeManifest(manifest: Manifest): Promise<void> {
+      return writeManifest(deps, manifest);
+    },
+
+    async writeReport(report: BackupReport): Promise<void> {
+      return writeBackupReport(deps, report);
+    },
+
+    /** Deletes what the policy lets go, and says so in the target's audit trail. */
+    async applyRetention(input: { target: string; dryRun: boolean; requestedBy?: string }): Promise<RetentionOutcome> {
+      const outcome = await retention(deps, input.target, input.dryRun);
+      if (!input.dryRun && (outcome.deleted.length || outcome.abandoned.length)) {
+        const { workflowExecution } = Context.current().info;
+        await appendAudit(config, deps.stores, {
+          at: new Date().toISOString(),
+          target: input.target,
+          workflowId: workflowExecution?.workflowId ?? 'unknown',
+          runId: workflowExecution?.runId ?? 'unknown',
+          action: 'retention',
+          event: 'deleted',
+          actor: input.requestedBy ?? 'retention policy',
+          detail: [
+            outcome.deleted.length ? `deleted ${outcome.deleted.join(', ')}` : '',
+            outcome.abandoned.length ? `cleared unfinished ${outcome.abandoned.join(', ')}` : '',
+          ]
+            .filter(Boolean)
+            .join('; '),
+        });
+      }
+      return outcome;
+    },
+  };
+}

@@ -1,0 +1,2 @@
+// Sizes for people.
+export const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;

@@ -1,0 +1,134 @@
+// Taking a backup: the capture streamed once through checks, compression and encryption to every
+// destination; the proof of each stored copy; the manifest, written last (the commit point); the report.
+import { targetOf } from '../common/config';
+import { durationMs } from '../common/duration';
+import { artifactFileName, artifactKeys, type BackupReport, type CaptureResult, type CopyCheck, type Manifest } from '../common/types';
+import { openBgsaveSnapshot } from './capture/bgsave';
+import { openReplicationStream } from './capture/replication';
+import { storeRdb } from './pipeline';
+import { keyspaceNow } from './preflight';
+import type { Progress } from './progress';
+import { classifyRedisError, connectTarget, endpointOf } from './redis-target';
+import type { Services } from './services';
+import { verifyCopy, type ExpectedArtifact } from './verify';
+
+export interface CaptureInput {
+  target: string;
+  backupId: string;
+  workflowId: string;
+  runId: string;
+}
+
+/** Safe to run again: a retried capture rewrites the same keys (the backup id is fixed by the run). */
+export async function captureBackup(s: Services, input: CaptureInput, p: Progress): Promise<CaptureResult> {
+  const target = targetOf(s.config, input.target);
+  const keys = artifactKeys(input.target, input.backupId);
+  // A target that encrypts never stores cleartext: no usable key, no byte written.
+  const enc = target.encrypt ? s.keys.encryptionFor(target.encrypt) : undefined;
+  const file = artifactFileName(target.compression, enc !== undefined);
+  const destinations = target.destinations.map((d) => ({ store: s.stores(d), key: keys.data(file) }));
+  // The run marker comes first: retention can then tell this folder belongs to a live run.
+  const marker = JSON.stringify({ workflowId: input.workflowId, runId: input.runId, startedAt: new Date().toISOString() });
+  await Promise.all(destinations.map(({ store }) => store.write(keys.run, marker)));
+
+  const startedAt = new Date();
+  const client = await connectTarget(input.target, target);
+  let keyspace: CaptureResult['keyspace'];
+  let source;
+  try {
+    keyspace = await keyspaceNow(client);
+    p.moved({ phase: 'waiting for the RDB', bytes: 0 });
+    if (target.capture === 'bgsave-copy') {
+      source = (await openBgsaveSnapshot(client, { dataDir: target.dataDir, signal: p.signal, onWait: () => p.moved({ phase: 'bgsave' }) }))
+        .stream;
+    } else {
+      // Waiting for the server's first byte is bounded by captureIdleTimeout in the capture itself.
+      const e = endpointOf(input.target, target);
+      source = (
+        await openReplicationStream({
+          host: e.host,
+          port: e.port,
+          username: e.username,
+          password: e.password,
+          tls: e.tls,
+          idleTimeoutMs: durationMs(target.captureIdleTimeout),
+          signal: p.signal,
+        })
+      ).stream;
+    }
+  } catch (err) {
+    throw classifyRedisError(err, input.target, endpointOf(input.target, target));
+  } finally {
+    client.disconnect();
+  }
+  let bytes = 0;
+  const result = await storeRdb(source, destinations, {
+    encryptTo: enc?.recipient,
+    compression: target.compression,
+    compressionLevel: target.compressionLevel,
+    signal: p.signal,
+    onProgress: (raw, stored) => {
+      // Alive only while bytes move: a pipeline stalled anywhere stops the heartbeats.
+      if (raw + stored !== bytes) p.moved({ phase: 'transfer', bytes: raw });
+      bytes = raw + stored;
+    },
+  });
+  return {
+    method: target.capture,
+    startedAt: startedAt.toISOString(),
+    durationMs: Date.now() - startedAt.getTime(),
+    rdb: { ...result.rdb, check: 'redis-check-rdb' },
+    artifact: {
+      file,
+      compression: target.compression,
+      encryption: enc?.encryption ?? null,
+      size: result.stored.size,
+      sha256: result.stored.sha256,
+    },
+    copies: result.copies,
+    keyspace,
+  };
+}
+
+export interface VerifyCopiesInput {
+  target: string;
+  backupId: string;
+  artifact: CaptureResult['artifact'];
+  rdb: CaptureResult['rdb'];
+  destinations?: string[];
+}
+
+export async function verifyCopies(s: Services, input: VerifyCopiesInput, p: Progress): Promise<CopyCheck[]> {
+  const target = targetOf(s.config, input.target);
+  const key = artifactKeys(input.target, input.backupId).data(input.artifact.file);
+  const expected: ExpectedArtifact = { ...input.artifact, rdb: input.rdb };
+  return Promise.all(
+    // One copy is decompressed and checked to the RDB's checksum; the others have the same stored
+    // bytes, so their stored checksum proves them too.
+    (input.destinations ?? target.destinations).map((d, i) =>
+      verifyCopy(s.stores(d), key, expected, {
+        keys: s.keys,
+        signal: p.signal,
+        depth: i === 0 ? 'full' : 'stored',
+        onBytes: () => p.moved({ phase: 'verify' }),
+      }),
+    ),
+  );
+}
+
+/** The commit point: a backup exists from the moment its manifest does. */
+export async function writeManifest(s: Services, manifest: Manifest): Promise<void> {
+  const keys = artifactKeys(manifest.target, manifest.backupId);
+  const body = JSON.stringify(manifest, null, 2);
+  await Promise.all(targetOf(s.config, manifest.target).destinations.map((d) => s.stores(d).write(keys.manifest, body)));
+}
+
+export async function writeBackupReport(s: Services, report: BackupReport): Promise<void> {
+  const keys = artifactKeys(report.target, report.backupId);
+  await Promise.all(
+    targetOf(s.config, report.target).destinations.flatMap((d) => [
+      s.stores(d).write(keys.reportJson, JSON.stringify(report, null, 2)),
+      s.stores(d).write(keys.reportText, report.text),
+    ]),
+  );
+}

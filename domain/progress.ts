@@ -1,0 +1,15 @@
+// How long work tells whoever runs it that it is still alive. The domain library knows nothing of
+// Temporal: an activity hands it a Progress whose heartbeats go out only while work moves.
+export interface Progress {
+  readonly signal?: AbortSignal;
+  /** Work moved (bytes arrived, a probe answered, a program printed); `detail` is what people see. */
+  moved(detail?: unknown): void;
+  /**
+   * Local work that cannot stall unseen (a process of ours under its own timeout, a server loading a
+   * file from this disk): alive for as long as it runs.
+   */
+  alive<T>(work: Promise<T>): Promise<T>;
+}
+
+/** For callers with nobody to tell (the CLI, tests). */
+export const quietProgress = (signal?: AbortSignal): Progress => ({ signal, moved: () => {}, alive: (w) => w });
