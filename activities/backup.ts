@@ -19,10 +19,13 @@ export function createBackupActivities(deps: Deps) {
       return inspectTarget(target, targetOf(config, target));
     },
 
-    /** Alive while bytes move; waiting for the server's first byte is bounded by captureIdleTimeout. */
+    /**
+     * Alive while bytes move. The capture's own idle timers (captureIdleTimeout) name the stalled
+     * stage; the heartbeat's stall, at twice that, is the backstop for any other.
+     */
     async capture(input: CaptureInput): Promise<CaptureResult> {
       const idleMs = durationMs(targetOf(config, input.target).captureIdleTimeout);
-      return whileMoving((p) => captureBackup(deps, input, p), idleMs);
+      return whileMoving((p) => captureBackup(deps, input, p), 2 * idleMs);
     },
 
     async verifyCopies(input: VerifyCopiesInput): Promise<CopyCheck[]> {

@@ -1,22 +1,37 @@
 // The one heartbeat of every long activity: it beats only while work moves. When nothing moved for
-// `stallMs` the beats stop, the activity's heartbeat timeout fires and Temporal retries it elsewhere:
-// a stalled download or a hung server holds a runbook for minutes, not for its 6 h limit.
+// `stallMs` the work is aborted and the activity fails as STALLED, which Temporal retries: a stalled
+// download or a hung server holds a runbook for a minute, not for its 6 h limit. (Were the beats just
+// to stop, the server would time the attempt out, but the worker would never hear of it and the
+// stalled attempt would hold its slot and its files.)
 import { Context } from '@temporalio/activity';
+import { RunbookError } from '../common/errors';
 import type { Progress } from '../domain/progress';
 
 export const DEFAULT_STALL_MS = 60_000;
 
 export async function whileMoving<T>(work: (p: Progress & { signal: AbortSignal }) => Promise<T>, stallMs = DEFAULT_STALL_MS): Promise<T> {
   const ctx = Context.current();
+  const stall = new AbortController();
+  const signal = AbortSignal.any([ctx.cancellationSignal, stall.signal]);
   let moved = Date.now();
   let busy = 0;
   let detail: unknown;
-  const beat = setInterval(() => {
-    if (busy > 0 || Date.now() - moved < stallMs) ctx.heartbeat(detail);
-  }, 1_000);
+  const beat = setInterval(
+    () => {
+      if (busy > 0 || Date.now() - moved < stallMs) return ctx.heartbeat(detail);
+      stall.abort(
+        new RunbookError(
+          'STALLED',
+          `nothing moved for ${Math.round(stallMs / 1000)} s`,
+          'tried again; if it keeps stalling, check the network path to the destination or the target',
+        ),
+      );
+    },
+    Math.min(1_000, stallMs / 2),
+  );
   try {
     return await work({
-      signal: ctx.cancellationSignal,
+      signal,
       moved(d) {
         moved = Date.now();
         if (d !== undefined) detail = d;
@@ -31,6 +46,9 @@ export async function whileMoving<T>(work: (p: Progress & { signal: AbortSignal 
         }
       },
     });
+  } catch (err) {
+    if (stall.signal.aborted && !ctx.cancellationSignal.aborted) throw stall.signal.reason;
+    throw err;
   } finally {
     clearInterval(beat);
   }

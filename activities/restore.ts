@@ -64,20 +64,22 @@ export function createRestoreActivities(deps: Deps) {
 
     async makeLive(input: { target: string; backupId: string }): Promise<MakeLiveResult> {
       return whileMoving(async (p) => {
-        // Fetching is alive while bytes arrive; making live is alive while the target answers its probes.
+        // Fetching is alive while bytes arrive; making live is local work under its own deadlines.
         const { manifest, rdbFile } = await backupOnWorker(input.backupId, p);
         const databases = databasesFor(manifest.keyspace);
         // The reference that verification compares the target with loads meanwhile, on the other core.
         references.start(input.backupId, rdbFile, databases);
-        return makeLive({
-          targetName: input.target,
-          target: targetOf(config, input.target),
-          rdbFile,
-          backupId: input.backupId,
-          databases,
-          heartbeat: (d) => p.moved(d),
-          signal: p.signal,
-        });
+        return p.alive(
+          makeLive({
+            targetName: input.target,
+            target: targetOf(config, input.target),
+            rdbFile,
+            backupId: input.backupId,
+            databases,
+            heartbeat: (d) => p.moved(d),
+            signal: p.signal,
+          }),
+        );
       });
     },
 

@@ -13,6 +13,8 @@ export const ErrorCode = {
   TARGET_UNREACHABLE: 'TARGET_UNREACHABLE',
   TARGET_AUTH_FAILED: 'TARGET_AUTH_FAILED',
   TARGET_LOADING: 'TARGET_LOADING',
+  /** Nothing moved for too long (a download, a stream): given up, to be tried again. */
+  STALLED: 'STALLED',
   CAPTURE_FAILED: 'CAPTURE_FAILED',
   BGSAVE_FAILED: 'BGSAVE_FAILED',
   RDB_INVALID: 'RDB_INVALID',
