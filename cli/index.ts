@@ -53,7 +53,8 @@ if (process.argv.includes('--json')) {
   const json = (str: string) =>
     `${JSON.stringify({ error: { code: 'BAD_INPUT', message: str.trim().replace(/^error: /, ''), exitCode: EXIT.USAGE } })}\n`;
   const quiet = (cmd: Command): void => {
-    cmd.configureOutput({ outputError: (str, write) => write(json(str)) }).showHelpAfterError(false);
+    // The help a command group prints when called without a subcommand is replaced by one JSON error.
+    cmd.configureOutput({ outputError: (str) => process.stderr.write(json(str)), writeErr: () => {} }).showHelpAfterError(false);
     cmd.commands.forEach(quiet);
   };
   quiet(program);
@@ -69,6 +70,11 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
+    if (err.code === 'commander.help' && process.argv.includes('--json')) {
+      process.stderr.write(
+        `${JSON.stringify({ error: { code: 'BAD_INPUT', message: 'a command is needed: see `runbook --help`', exitCode: EXIT.USAGE } })}\n`,
+      );
+    }
     process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
   }
   throw err;

@@ -21,6 +21,8 @@ function decisionCommand(kind: 'approve' | 'reject') {
       const global = c.optsWithGlobals<GlobalOptions>();
       const name = approver.safeParse(raw.as);
       if (!name.success) throw new RunbookError('BAD_INPUT', `--as: ${name.error.issues[0]!.message}`);
+      if (kind === 'reject' && !raw.reason?.trim()) throw new RunbookError('BAD_INPUT', '--reason: a rejection needs a reason');
+      if (!workflowId.trim()) throw new RunbookError('BAD_INPUT', '<workflowId>: a workflow id such as restore/main');
       const config = loadCliConfig(global);
       const client = await connectClient(config);
       const args = { approver: name.data, comment: raw.comment, reason: raw.reason ?? '', identity: client.options.identity };

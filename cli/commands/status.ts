@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { RunbookError } from '../../common/errors';
 import { action, connectClient, loadCliConfig, print, rootFailure, type GlobalOptions } from '../context';
 
 export const statusCommand = new Command('status')
@@ -7,6 +8,7 @@ export const statusCommand = new Command('status')
   .action(
     action(async (workflowId: string, _o: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
+      if (!workflowId.trim()) throw new RunbookError('BAD_INPUT', 'workflowId: a workflow id such as backup/main/nightly-...');
       const config = loadCliConfig(global);
       const client = await connectClient(config);
       const handle = client.workflow.getHandle(workflowId);
