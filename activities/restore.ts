@@ -7,7 +7,7 @@ import type { MakeLiveResult, RestoreCheck, RestorePlan, TargetState, WriterPaus
 import { findBackup } from '../domain/catalog';
 import { connectTarget } from '../domain/redis-target';
 import { localRdb, removeLocalRdb } from '../domain/restore/local-rdb';
-import { makeLive } from '../domain/restore/make-live';
+import { makeLive, readTargetState } from '../domain/restore/make-live';
 import { planRestore, type PlanInput } from '../domain/restore/plan';
 import { databasesFor } from '../domain/restore/scratch';
 import { referencePool, restoreChecks } from '../domain/restore/verify';
@@ -62,7 +62,8 @@ export function createRestoreActivities(deps: Deps) {
       return onTarget(input.target, async (c) => void (await c.call('CLIENT', 'UNPAUSE')));
     },
 
-    async makeLive(input: { target: string; backupId: string }): Promise<MakeLiveResult> {
+    /** `undo`: the rollback to the safety backup, retried until it succeeds (activities/failures.ts). */
+    async makeLive(input: { target: string; backupId: string; undo?: boolean }): Promise<MakeLiveResult> {
       return whileMoving(async (p) => {
         // Fetching is alive while bytes arrive; making live is local work under its own deadlines.
         const { manifest, rdbFile } = await backupOnWorker(input.backupId, p);
@@ -80,6 +81,18 @@ export function createRestoreActivities(deps: Deps) {
             signal: p.signal,
           }),
         );
+      });
+    },
+
+    /** What is on the target now, in one line: for a report that must say what it could not undo. */
+    async describeTarget(input: { target: string }): Promise<string> {
+      return onTarget(input.target, async (c) => {
+        const s = await readTargetState(c);
+        return `${s.role}, Redis ${s.version}, ${s.keys} keys (${
+          Object.entries(s.keyspace)
+            .map(([db, k]) => `${db}: ${k.keys}`)
+            .join(', ') || 'empty'
+        })`;
       });
     },
 

@@ -1,6 +1,8 @@
 // What every command needs: the config, a Temporal client, output that is text or JSON, and one
 // place where failures become a message and an exit code.
 import { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { TASK_QUEUE } from '../common/types';
 import { Command } from 'commander';
 import { ZodError } from 'zod';
 import { loadConfig, type Config } from '../common/config';
@@ -37,6 +39,36 @@ export async function connectClient(config: Config): Promise<Client> {
       `cannot reach Temporal at ${address}: ${(err as Error).message.split('\n')[0]}`,
       config.temporal.address ? 'check temporal.address in the config' : 'start the embedded server and a worker with `runbook dev`',
     );
+  }
+}
+
+/**
+ * Commands that need a worker (queries, updates, --wait) say so within seconds when none polls the
+ * task queue, instead of hanging until a timeout. A poller seen in the last two minutes counts: a live
+ * worker long-polls without pause.
+ */
+export async function requireWorker(client: Client, config: Config): Promise<void> {
+  const taskQueue = config.temporal.taskQueue ?? TASK_QUEUE;
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const { pollers } = await client.workflowService.describeTaskQueue({
+      namespace: config.temporal.namespace,
+      taskQueue: { name: taskQueue },
+      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    const recent = (pollers ?? []).filter((p) => {
+      const at = p.lastAccessTime?.seconds;
+      return at !== undefined && at !== null && Date.now() / 1000 - Number(at) < 120;
+    });
+    if (recent.length) return;
+    if (Date.now() > deadline) {
+      throw new RunbookError(
+        'NO_WORKER',
+        `no worker polls the task queue ${taskQueue} on ${temporalAddress(config)}: nothing would run this`,
+        'start one with `runbook worker` (or `runbook dev`) where it can reach Redis and the storage',
+      );
+    }
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 

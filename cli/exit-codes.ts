@@ -13,6 +13,7 @@ export const EXIT = {
   NOT_FOUND: 8,
   REFUSED: 9,
   CHECK: 10,
+  NO_WORKER: 11,
 } as const;
 
 export const EXIT_HELP = `
@@ -22,14 +23,15 @@ Exit codes:
   0  success
   1  internal error (a bug: please report it)
   2  bad usage or input (unknown option, malformed backup id or option value)
-  3  configuration invalid or missing, unknown target, unresolved secret reference, storage refusing the credentials
+  3  configuration invalid or missing, unknown target, unresolved secret reference, storage refusing the credentials or the write
   4  Temporal unreachable
   5  Redis target unreachable, refusing the credentials, or loading
   6  the runbook ran and failed, or was cancelled (see its message and the Temporal UI)
   7  verification failed: a stored copy does not match its checksums
   8  backup or workflow not found
   9  refused: a restore of the target is already running, or the approver may not decide
-  10 runbook check: a target is out of its objectives (backup too old, drill failed or overdue, ...)`;
+  10 runbook check: a target is out of its objectives (backup too old, drill failed or overdue, ...)
+  11 no worker polls the task queue: start \`runbook worker\` (queries, approvals and --wait need one)`;
 
 export function exitCodeFor(code: string | undefined): number {
   switch (code) {
@@ -54,6 +56,8 @@ export function exitCodeFor(code: string | undefined): number {
       return EXIT.NOT_FOUND;
     case ErrorCode.CHECK_FAILED:
       return EXIT.CHECK;
+    case ErrorCode.NO_WORKER:
+      return EXIT.NO_WORKER;
     case ErrorCode.RESTORE_RUNNING:
     case ErrorCode.APPROVAL_REFUSED:
       return EXIT.REFUSED;

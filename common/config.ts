@@ -160,7 +160,15 @@ const drillSchema = z.strictObject({
   rpoWindow: duration.default('7d'),
 });
 
-export const NOTIFY_EVENTS = ['backup-failed', 'drill-failed', 'objective-missed', 'restore-awaiting-approval', 'restore-done'] as const;
+export const NOTIFY_EVENTS = [
+  'backup-failed',
+  'drill-failed',
+  'objective-missed',
+  'restore-awaiting-approval',
+  'restore-done',
+  /** An undo of a restore (resume writers, unpause, roll back) has been retrying for a while: someone should look. */
+  'restore-undo-waiting',
+] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 
 const notifySchema = z.strictObject({
@@ -205,6 +213,11 @@ export const targetSchema = z
     schedules: z.array(scheduleSchema).default([]),
     /** The longest silence tolerated from the server while capturing (the fork before the first byte included). */
     captureIdleTimeout: duration.default('60s'),
+    /**
+     * How long a step's transient failures (a server restarting, a network blip, S3 5xx) are retried
+     * before the runbook gives up (default 5m). Undos (resume writers, unpause, roll back) never give up.
+     */
+    retryFor: duration.optional(),
     /** How many keys SCAN samples to count key prefixes for the manifest. */
     prefixSample: z.number().int().min(0).max(1_000_000).default(10_000),
     restore: restoreSchema.prefault({}),

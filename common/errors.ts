@@ -27,6 +27,12 @@ export const ErrorCode = {
   /** The target could not be given the backup's data (replicate, swap the file, RESTORE the keys). */
   MAKE_LIVE_FAILED: 'MAKE_LIVE_FAILED',
   STORAGE_REFUSED: 'STORAGE_REFUSED',
+  /** A destination failed in a way that may clear (unreachable, 5xx, throttled): retried. */
+  STORAGE_FAILED: 'STORAGE_FAILED',
+  /** A destination is out of space (or quota): not retried, since that does not clear in seconds. */
+  STORAGE_FULL: 'STORAGE_FULL',
+  /** No worker polls the runbooks' task queue: nothing would run what was asked. */
+  NO_WORKER: 'NO_WORKER',
   BACKUP_NOT_FOUND: 'BACKUP_NOT_FOUND',
   WORKFLOW_NOT_FOUND: 'WORKFLOW_NOT_FOUND',
   VERIFY_FAILED: 'VERIFY_FAILED',
@@ -57,6 +63,7 @@ export const PERMANENT: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.VERIFY_FAILED,
   ErrorCode.RDB_INVALID,
   ErrorCode.STORAGE_REFUSED,
+  ErrorCode.STORAGE_FULL,
   ErrorCode.RESTORE_FAILED,
   ErrorCode.RESTORE_CANCELLED,
   ErrorCode.RESTORE_RUNNING,

@@ -95,6 +95,8 @@ export interface RetentionOutcome {
   dryRun: boolean;
   kept: { backupId: string; reasons: string[] }[];
   deleted: string[];
+  /** Unfinished multipart uploads (older than a day) aborted, as destination:key. */
+  abortedUploads?: string[];
   /** Folders with no manifest whose run has ended (failed or killed); their files are removed. */
   abandoned: string[];
   /** Folders whose manifest is damaged or names another backup: left alone for a person to look at. */

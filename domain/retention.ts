@@ -9,6 +9,9 @@ import { listDestination } from './catalog';
 import type { Store } from './storage';
 import type { Services } from './services';
 
+/** An unfinished multipart upload older than this belongs to no running attempt. */
+const STALE_UPLOAD_MS = 24 * 3600_000;
+
 export async function retention(
   s: Pick<Services, 'config' | 'stores' | 'temporal'>,
   targetName: string,
@@ -43,6 +46,11 @@ export async function retention(
       if (!outcome.abandoned.includes(id)) outcome.abandoned.push(id);
     }
     for (const id of listing.invalidManifest) if (!outcome.suspicious.includes(id)) outcome.suspicious.push(`${destination}:${id}`);
+    // Multipart uploads whose attempt died with the server gone: invisible, but billed and kept by S3.
+    if (!dryRun && store.abortStaleUploads) {
+      for (const key of await store.abortStaleUploads(targetName, STALE_UPLOAD_MS))
+        (outcome.abortedUploads ??= []).push(`${destination}:${key}`);
+    }
   }
   outcome.kept = [...kept].map(([backupId, reasons]) => ({ backupId, reasons: [...reasons] }));
   return outcome;

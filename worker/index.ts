@@ -36,8 +36,19 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
       // Already installed by the embedding program (tests, the demo): keep its logger.
     }
   }
-  const connection = await NativeConnection.connect({ address: opts.address });
-  const clientConnection = await Connection.connect({ address: opts.address });
+  const unreachable = (err: unknown) =>
+    new RunbookError(
+      'TEMPORAL_UNAVAILABLE',
+      `cannot reach Temporal at ${opts.address}: ${String((err as Error).message ?? err).split('\n')[0]}`,
+      'start Temporal (or `runbook dev`), or check temporal.address in the config',
+    );
+  const connection = await NativeConnection.connect({ address: opts.address }).catch((err: unknown) => {
+    throw unreachable(err);
+  });
+  const clientConnection = await Connection.connect({ address: opts.address, connectTimeout: '10s' }).catch(async (err: unknown) => {
+    await connection.close();
+    throw unreachable(err);
+  });
   const temporal = new Client({
     connection: clientConnection,
     namespace: config.temporal.namespace,

@@ -4,7 +4,7 @@
 import { CancellationScope, condition, defineUpdate, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { AuditEvent } from '../common/audit';
 import type { ApproveArgs, Decision, RejectArgs, RestoreInput, RestorePlan, RestoreStatus } from '../common/restore-types';
-import { quick } from './shared';
+import { records } from './shared';
 
 export const approveUpdate = defineUpdate<Decision[], [ApproveArgs & { identity?: string }]>('approve');
 export const rejectUpdate = defineUpdate<Decision[], [RejectArgs & { identity?: string }]>('reject');
@@ -17,9 +17,14 @@ export function restoreRecords(input: RestoreInput) {
   const { target } = input;
   return {
     audit: (event: AuditEvent['event'], actor: string, detail?: string, identity?: string, at = new Date().toISOString()) =>
-      quick.recordAudit({ at, target, workflowId, runId, action: 'restore', event, actor, identity, detail }),
-    tell: (event: 'restore-awaiting-approval' | 'restore-done', title: string, text: string, fields = {}) =>
-      quick
+      records.recordAudit({ at, target, workflowId, runId, action: 'restore', event, actor, identity, detail }),
+    tell: (
+      event: 'restore-awaiting-approval' | 'restore-done' | 'restore-undo-waiting',
+      title: string,
+      text: string,
+      fields: Record<string, string> = {},
+    ) =>
+      records
         .notify({
           event,
           target,

@@ -6,7 +6,7 @@ import { fail } from '../common/errors';
 import { renderBackupText } from '../common/report';
 import { TOOL_NAME, type BackupInput, type BackupReport, type BackupStatus, type Manifest } from '../common/types';
 import { TOOL_VERSION } from '../common/version';
-import { copying, messageOf, quick, stepper } from './shared';
+import { copying, messageOf, quick, records, stepper } from './shared';
 
 export const backupStatusQuery = defineQuery<BackupStatus>('status');
 
@@ -17,7 +17,7 @@ export async function backupRedis(input: BackupInput): Promise<BackupReport> {
     if (!isCancellation(err)) {
       const info = workflowInfo();
       // Told, never in the way: a webhook that is down does not change how the backup ended.
-      await quick
+      await records
         .notify({
           event: 'backup-failed',
           target: input.target,

@@ -6,7 +6,7 @@ import { fail } from '../common/errors';
 import type { DrillInput, DrillPick, DrillReport, DrillRestoreResult } from '../common/drill-types';
 import { drillHeadline, hours, seconds } from '../common/drill-report';
 import { OUTCOME_ATTR, RPO_ATTR, RTO_ATTR, TARGET_ATTR } from '../common/search-attributes';
-import { heavy, messageOf, quick } from './shared';
+import { heavy, messageOf, quick, records } from './shared';
 
 export async function drillRedis(input: DrillInput): Promise<DrillReport> {
   const info = workflowInfo();
@@ -89,7 +89,7 @@ export async function drillRedis(input: DrillInput): Promise<DrillReport> {
     ]
       .filter(Boolean)
       .join(', ');
-    await quick
+    await records
       .notify({
         event: report.outcome === 'failed' ? 'drill-failed' : 'objective-missed',
         target,

@@ -22,7 +22,7 @@ import { workflowIds } from '../common/workflow-ids';
 import type { RestoreReport } from '../common/restore-types';
 import { OUTCOME_ATTR, TARGET_ATTR } from '../common/search-attributes';
 import { restoreRedis } from './restore-redis';
-import { heavy, quick } from './shared';
+import { heavy, quick, records } from './shared';
 
 export const recoverStatusQuery = defineQuery<RecoverStatus>('status');
 
@@ -44,7 +44,7 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
     assessment: { target: to, reachable: false, files: [] },
   };
   const audit = (event: AuditEvent['event'], detail: string) =>
-    quick.recordAudit({
+    records.recordAudit({
       at: new Date().toISOString(),
       target: to,
       workflowId: info.workflowId,
@@ -146,7 +146,7 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
       `from ${point.backupId}: RTO ${Math.round(measured / 1000)} s (${Math.round(report.rto.withoutApprovalMs / 1000)} s without the wait for approval), RPO ${Math.round(lostMs / 1000)} s`,
     );
     if (!report.rto.met || !report.rpo.met) {
-      await quick
+      await records
         .notify({
           event: 'objective-missed',
           target: to,

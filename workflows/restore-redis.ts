@@ -10,7 +10,10 @@ import { workflowIds } from '../common/workflow-ids';
 import { approvalGate, restoreRecords } from './approval';
 import { backupRedis } from './backup-redis';
 import { Saga } from './saga';
-import { heavy, quick, stepper } from './shared';
+import { heavy, prompt, quick, stepper, undo } from './shared';
+
+/** How long an undo retries before the target's webhooks hear that it is still being retried. */
+const UNDO_ALERT_MS = 60_000;
 
 export { approveUpdate, rejectUpdate } from './approval';
 export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
@@ -73,7 +76,21 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   }
 
   const saga = new Saga();
-  const pause = { startedAt: undefined as number | undefined, renewal: new CancellationScope(), renewing: Promise.resolve() };
+  const pause = {
+    startedAt: undefined as number | undefined,
+    renewal: new CancellationScope(),
+    renewing: Promise.resolve(),
+    /** Why CLIENT PAUSE could not be renewed: writes may have reached the target since. */
+    lost: undefined as string | undefined,
+  };
+  /** Fails safe when the pause lapsed: the restore must not go on as if writers were held. */
+  const stillPaused = () => {
+    if (pause.lost)
+      fail(
+        'WRITER_FAILED',
+        `CLIENT PAUSE on ${target} lapsed: it could not be renewed (${pause.lost}); writes may have reached the target`,
+      );
+  };
   const stopRenewal = async () => (pause.renewal.cancel(), await pause.renewing);
   let phase: 'untouched' | 'replacing' | 'verified' = 'untouched';
   let safetyBackupId: string | undefined;
@@ -83,13 +100,22 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       for (const writer of plan.writers) {
         // The undo is pushed before the pause: a pause that half happened is still undone.
         const paused: WriterPauseState = { writer, state: {} };
-        saga.push(`resume writer ${writer}`, () => quick.resumeWriter({ target, paused }));
+        saga.push(
+          `resume writer ${writer}`,
+          untilDone(`resume writer ${writer}`, () => undo.resumeWriter({ target, paused })),
+        );
         Object.assign(paused, await quick.pauseWriter({ target, writer }));
       }
       if (plan.pauseWrites) {
-        saga.push('CLIENT UNPAUSE', () => quick.unpauseClientWrites({ target }));
+        saga.push(
+          'CLIENT UNPAUSE',
+          untilDone('CLIENT UNPAUSE', () => undo.unpauseClientWrites({ target })),
+        );
         await quick.pauseClientWrites({ target, limitMs: plan.pauseLimitMs });
-        pause.renewing = renewClientPause(plan, pause.renewal, warnings);
+        pause.renewing = renewClientPause(plan, pause.renewal, (why) => {
+          pause.lost ??= why;
+          warnings.push(`renewing CLIENT PAUSE failed: ${why}`);
+        });
       }
     });
     // Taken with writers already paused, the safety backup is exactly what a rollback must bring back:
@@ -101,14 +127,21 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       }),
     );
     safetyBackupId = done.safetyBackupId = safety.backupId;
-    const dropRollback = saga.push(`roll back to the safety backup ${safety.backupId}`, async () => {
-      await heavy.makeLive({ target, backupId: safety.backupId });
-      return 'the pre-restore data is back';
-    });
+    stillPaused();
+    const rollback = `roll back to the safety backup ${safety.backupId}`;
+    const dropRollback = saga.push(
+      rollback,
+      untilDone(rollback, async () => {
+        await undo.makeLive({ target, backupId: safety.backupId, undo: true });
+        return 'the pre-restore data is back';
+      }),
+    );
     phase = 'replacing';
     done.makeLive = await step('make live', () => heavy.makeLive({ target, backupId: plan.backup.backupId }));
+    stillPaused();
     await step('after make-live check', () => quick.afterMakeLive({ target }));
     done.verification = await step('verify', () => heavy.verifyRestore({ target, backupId: plan.backup.backupId, before: plan.current }));
+    stillPaused();
     const failed = done.verification.filter((c) => !c.ok);
     if (failed.length) fail('VERIFY_FAILED', `verification failed: ${failed.map((c) => `${c.name}: ${c.detail}`).join('; ')}`);
     // Verified: the restore stands. From here a failure is reported, never answered by undoing it.
@@ -136,6 +169,37 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   const targetState = `restored from ${plan.backup.backupId} and verified; writers resumed`;
   return { ...planned, ...done, outcome: 'restored', targetState, writePauseMs, ...(warnings.length ? { warnings } : {}) };
 
+  /**
+   * An undo that runs until it is done: the status says what it waits for and since when, and if it
+   * takes longer than a minute, the target's webhooks hear that someone should look.
+   */
+  function untilDone(name: string, run: () => Promise<unknown>): () => Promise<unknown> {
+    return async () => {
+      const before = status.step;
+      status.step = `${phase === 'verified' ? 'resuming' : 'compensating'}: ${name} (since ${new Date().toISOString()})`;
+      const timer = new CancellationScope();
+      const alert = timer
+        .run(() => sleep(UNDO_ALERT_MS))
+        .then(
+          () =>
+            tell(
+              'restore-undo-waiting',
+              `restore of ${target}: "${name}" is still being retried`,
+              `since ${new Date(Date.now() - UNDO_ALERT_MS).toISOString()}; it is retried until it succeeds. See \`runbook status ${workflowInfo().workflowId}\``,
+              { undo: name },
+            ),
+          () => undefined,
+        );
+      try {
+        return await run();
+      } finally {
+        timer.cancel();
+        await alert;
+        if (status.step.includes(name)) status.step = before;
+      }
+    };
+  }
+
   /** Runs the pending undos, records the ending, and fails the restore with its report. */
   async function compensate(err: unknown): Promise<never> {
     const failedAt = status.step;
@@ -150,7 +214,11 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
           ? 'untouched: it failed before any data was replaced'
           : rollback.ok
             ? `rolled back to its pre-restore data (safety backup ${safetyBackupId})`
-            : `UNKNOWN: the data may be partly replaced and the rollback failed; restore ${safetyBackupId} by hand`;
+            : `UNKNOWN: the rollback failed for good (${rollback.detail}); the target now: ${await quick
+                .describeTarget({ target })
+                .catch(
+                  (e: unknown) => `not readable (${messageOf(e)})`,
+                )}; restore ${safetyBackupId} by hand (runbook restore ${target} --from ${safetyBackupId})`;
     const writePauseMs = pause.startedAt === undefined ? undefined : Date.now() - pause.startedAt;
     // The local copies are production data: removed whatever the ending (the stored backups stay).
     await quick
@@ -189,17 +257,17 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
 /**
  * CLIENT PAUSE renewed while the restore runs; if the runbook dies, the last pause lapses on its own.
  * Only the wait between renewals is cancellable: a renewal under way always completes, so none can
- * land after the final CLIENT UNPAUSE. A renewal that fails is reported, not swallowed.
+ * land after the final CLIENT UNPAUSE. A renewal that fails is reported, and fails the restore safe.
  */
-async function renewClientPause(plan: RestorePlan, scope: CancellationScope, warnings: string[]): Promise<void> {
+async function renewClientPause(plan: RestorePlan, scope: CancellationScope, onFailure: (why: string) => void): Promise<void> {
   for (;;) {
     try {
       await scope.run(() => sleep(Math.max(1000, Math.floor(plan.pauseLimitMs / 3))));
     } catch {
       return;
     }
-    await CancellationScope.nonCancellable(() => quick.pauseClientWrites({ target: plan.target, limitMs: plan.pauseLimitMs })).catch(
-      (err: unknown) => void warnings.push(`renewing CLIENT PAUSE failed: ${messageOf(err)}`),
+    await CancellationScope.nonCancellable(() => prompt.pauseClientWrites({ target: plan.target, limitMs: plan.pauseLimitMs })).catch(
+      (err: unknown) => onFailure(messageOf(err)),
     );
   }
 }

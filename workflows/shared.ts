@@ -5,26 +5,49 @@ import { PERMANENT } from '../common/errors';
 
 export { messageOf } from '../common/failure';
 
-const retry = { nonRetryableErrorTypes: [...PERMANENT] as string[], maximumInterval: '10s' };
+// The retry policy by error class (activities/failures.ts): permanent codes are never retried;
+// transient failures are retried with exponential backoff until the activity itself gives up, at its
+// target's `retryFor`. The attempt cap is a backstop against a worker that dies at every attempt.
+const retry = {
+  nonRetryableErrorTypes: [...PERMANENT] as string[],
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  maximumAttempts: 50,
+};
 
-/** Reads, small writes, pauses, notifications. */
-export const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { ...retry, maximumAttempts: 5 } });
+/** Reads, small writes, pauses. */
+export const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry });
+
+/** Notifications and audit records: told promptly or reported as not told, never holding a runbook for minutes. */
+export const records = proxyActivities<Activities>({
+  startToCloseTimeout: '1m',
+  retry: { ...retry, maximumInterval: '10s', maximumAttempts: 5 },
+});
+
+/** What is worth nothing late (renewing CLIENT PAUSE before it lapses): a few quick tries, then reported. */
+export const prompt = proxyActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { ...retry, maximumInterval: '1s', maximumAttempts: 3 },
+});
 
 /**
  * A backup's capture and proof: as long as the copy takes. A capture that stops heartbeating for 20 s
- * (a worker killed, a stream stalled) is presumed dead and tried again, elsewhere if need be.
+ * (a worker killed) is presumed dead and tried again, elsewhere if need be.
  */
-export const copying = proxyActivities<Activities>({
-  startToCloseTimeout: '6h',
-  heartbeatTimeout: '20s',
-  retry: { ...retry, maximumAttempts: 3 },
-});
+export const copying = proxyActivities<Activities>({ startToCloseTimeout: '6h', heartbeatTimeout: '20s', retry });
 
 /** Fetching, loading and checking whole backups: as long as it takes; a silent worker is caught by the heartbeat. */
-export const heavy = proxyActivities<Activities>({
+export const heavy = proxyActivities<Activities>({ startToCloseTimeout: '6h', heartbeatTimeout: '30s', retry });
+
+/**
+ * Undos: resuming writers, CLIENT UNPAUSE, the rollback to the safety backup. Retried until they
+ * succeed (a rollback waits for a target that is down to come back); only a permanent failure stops one.
+ */
+export const undo = proxyActivities<Activities>({
   startToCloseTimeout: '6h',
   heartbeatTimeout: '30s',
-  retry: { ...retry, maximumAttempts: 2 },
+  retry: { ...retry, maximumAttempts: 0 },
 });
 
 export interface StepRecord {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { RunbookError } from '../../common/errors';
 import type { Decision, RestoreStatus } from '../../common/restore-types';
 import type { RecoverStatus } from '../../common/drill-types';
-import { action, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, connectClient, requireWorker, loadCliConfig, print, type GlobalOptions } from '../context';
 
 const approver = z.string().regex(/^[\w.@-]{1,64}$/, 'a name of letters, digits and . _ @ -');
 
@@ -25,6 +25,7 @@ function decisionCommand(kind: 'approve' | 'reject') {
       if (!workflowId.trim()) throw new RunbookError('BAD_INPUT', '<workflowId>: a workflow id such as restore/main');
       const config = loadCliConfig(global);
       const client = await connectClient(config);
+      await requireWorker(client, config);
       const args = { approver: name.data, comment: raw.comment, reason: raw.reason ?? '', identity: client.options.identity };
       const handle = await decidedHandle(client, workflowId);
       await untilAwaitingApproval(handle);

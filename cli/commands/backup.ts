@@ -3,7 +3,7 @@ import { workflowIds } from '../../common/workflow-ids';
 import { z } from 'zod';
 import { targetOf } from '../../common/config';
 import { TASK_QUEUE, type BackupReport } from '../../common/types';
-import { action, parseOptions, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, parseOptions, connectClient, requireWorker, loadCliConfig, print, type GlobalOptions } from '../context';
 import { followBackup } from '../progress';
 
 const options = z.object({ wait: z.boolean().default(false), tag: z.array(z.string().regex(/^[\w.-]{1,64}$/)).default([]) });
@@ -20,6 +20,7 @@ export const backupCommand = new Command('backup')
       const config = loadCliConfig(global);
       targetOf(config, targetName);
       const client = await connectClient(config);
+      if (opts.wait) await requireWorker(client, config);
       const workflowId = workflowIds.manualBackup(targetName);
       const handle = await client.workflow.start('backupRedis', {
         taskQueue: config.temporal.taskQueue ?? TASK_QUEUE,

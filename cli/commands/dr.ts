@@ -10,6 +10,7 @@ import { RunbookError } from '../../common/errors';
 import {
   action,
   connectClient,
+  requireWorker,
   parseOptions,
   requireSearchAttributes,
   failureReport,
@@ -85,6 +86,7 @@ export const drCommand = new Command('dr')
       const client = await connectClient(config);
       // Without them the recovery could not get past its first step: say so now, not never.
       await requireSearchAttributes(client, config);
+      await requireWorker(client, config);
       const workflowId = opts.dryRun ? workflowIds.recoverPlan(to) : workflowIds.recover(to);
       let handle;
       try {

@@ -10,6 +10,7 @@ import { OUTCOME_ATTR, RPO_ATTR, RTO_ATTR } from '../../common/search-attributes
 import {
   action,
   connectClient,
+  requireWorker,
   failureReport,
   loadCliConfig,
   parseOptions,
@@ -49,6 +50,7 @@ export const drillCommand = new Command('drill')
       }
       const client = await connectClient(config);
       await requireSearchAttributes(client, config);
+      if (opts.wait) await requireWorker(client, config);
       const workflowId = workflowIds.manualDrill(targetName);
       const handle = await client.workflow.start('drillRedis', {
         taskQueue: config.temporal.taskQueue,

@@ -6,7 +6,7 @@ import { isBackupId } from '../../common/backup-id';
 import { targetOf } from '../../common/config';
 import { RunbookError } from '../../common/errors';
 import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
-import { action, connectClient, parseOptions, loadCliConfig, print, type GlobalOptions } from '../context';
+import { action, connectClient, requireWorker, parseOptions, loadCliConfig, print, type GlobalOptions } from '../context';
 import { renderRestoreText } from '../restore-text';
 
 const options = z.object({
@@ -32,6 +32,8 @@ export const restoreCommand = new Command('restore')
       const config = loadCliConfig(global);
       targetOf(config, targetName);
       const client = await connectClient(config);
+      // The plan is made by a worker, and printed here: without one, say so now.
+      await requireWorker(client, config);
       const workflowId = opts.dryRun ? workflowIds.restorePlan(targetName) : workflowIds.restore(targetName);
       let handle;
       try {

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { RunbookError } from '../../common/errors';
-import { action, connectClient, loadCliConfig, print, rootFailure, type GlobalOptions } from '../context';
+import { EXIT } from '../exit-codes';
+import { action, connectClient, loadCliConfig, print, requireWorker, rootFailure, type GlobalOptions } from '../context';
 
 export const statusCommand = new Command('status')
   .description('show where a runbook run stands: its state, current step and result')
@@ -14,7 +15,22 @@ export const statusCommand = new Command('status')
       const handle = client.workflow.getHandle(workflowId);
       const d = await handle.describe();
       const state = d.status.name;
-      const step = state === 'RUNNING' ? await handle.query('status').catch(() => undefined) : undefined;
+      // A running run's step comes from a worker: without one polling, say so (exit 11) instead of waiting.
+      const noWorker =
+        state === 'RUNNING'
+          ? await requireWorker(client, config).then(
+              () => undefined,
+              (err: unknown) => err,
+            )
+          : undefined;
+      if (noWorker && !(noWorker instanceof RunbookError && noWorker.code === 'NO_WORKER')) throw noWorker;
+      const step = state === 'RUNNING' && !noWorker ? await handle.query('status').catch(() => undefined) : undefined;
+      // Each pending activity's attempt and the cause of the last failure: what a retrying run is riding out.
+      const pending = (d.raw.pendingActivities ?? []).map((a) => ({
+        activity: a.activityType?.name ?? '?',
+        attempt: a.attempt ?? 1,
+        lastFailure: a.lastFailure?.message ?? undefined,
+      }));
       let result: unknown;
       let failure: string | undefined;
       if (state === 'COMPLETED') result = await handle.result();
@@ -31,6 +47,8 @@ export const statusCommand = new Command('status')
         startTime: d.startTime,
         closeTime: d.closeTime,
         step,
+        pending,
+        ...(noWorker ? { warning: (noWorker as RunbookError).message } : {}),
         result,
         failure,
       };
@@ -42,6 +60,8 @@ export const statusCommand = new Command('status')
             `${workflowId} (${d.type}): ${state}`,
             `  started ${d.startTime.toISOString()}${d.closeTime ? `, closed ${d.closeTime.toISOString()}` : ''}`,
             step ? `  step: ${(step as { step: string }).step}` : '',
+            ...pending.map((p) => `  ${p.activity}: attempt ${p.attempt}${p.lastFailure ? `, last failure: ${p.lastFailure}` : ''}`),
+            noWorker ? `  warning: ${(noWorker as RunbookError).message}` : '',
             failure ? `  failure: ${failure}` : '',
             result && typeof result === 'object' && 'text' in result ? String((result as { text: string }).text) : '',
           ]
@@ -49,5 +69,6 @@ export const statusCommand = new Command('status')
             .join('\n') + '\n',
       );
       await client.connection.close();
+      if (noWorker) process.exitCode = EXIT.NO_WORKER;
     }),
   );

@@ -41,6 +41,78 @@ class LazyS3Store implements Store {
   async removeDir(prefix: string) {
     return (await this.store()).removeDir(prefix);
   }
+  async abortStaleUploads(prefix: string, olderThanMs: number) {
+    return (await this.store()).abortStaleUploads!(prefix, olderThanMs);
+  }
+}
+
+/** Out of space or quota, read-only, not ours to write: none of these clears in seconds. */
+const FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
+const REFUSED = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR']);
+
+/**
+ * Every failure of a destination names it and the path, and says whether it may clear: a full disk
+ * or a refused write fails at once, an unreachable or erring server is retried (activities/failures.ts).
+ */
+class Classified implements Store {
+  constructor(private readonly store: Store) {}
+  get name() {
+    return this.store.name;
+  }
+  location(key: string) {
+    return this.store.location(key);
+  }
+  private async call<T>(what: string, key: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.classify(what, key, err);
+    }
+  }
+  private classify(what: string, key: string, err: unknown): unknown {
+    if (err instanceof RunbookError || (err as Error)?.name === 'AbortError') return err;
+    const code = (err as NodeJS.ErrnoException).code ?? (err as { name?: string }).name ?? '';
+    const where = `destination ${this.name} (${this.store.location(key)})`;
+    const why = `${code && !(err as Error).message?.includes(code) ? `${code}: ` : ''}${(err as Error).message ?? String(err)}`;
+    if (FULL.has(code))
+      return new RunbookError(
+        'STORAGE_FULL',
+        `${where}: ${what} failed: ${why}`,
+        'free space there (or raise the quota), or remove old backups with `runbook retention`',
+      );
+    if (REFUSED.has(code))
+      return new RunbookError('STORAGE_REFUSED', `${where}: ${what} failed: ${why}`, 'check that the worker may write there');
+    return new RunbookError(
+      'STORAGE_FAILED',
+      `${where}: ${what} failed: ${why}`,
+      'retried while it may clear; check that the destination is up and reachable',
+    );
+  }
+  write(key: string, body: Readable | Buffer | string) {
+    return this.call('writing', key, () => this.store.write(key, body));
+  }
+  read(key: string) {
+    return this.call('reading', key, () => this.store.read(key));
+  }
+  readText(key: string) {
+    return this.call('reading', key, () => this.store.readText(key));
+  }
+  listDirs(prefix: string) {
+    return this.call('listing', prefix, () => this.store.listDirs(prefix));
+  }
+  listFiles(prefix: string) {
+    return this.call('listing', prefix, () => this.store.listFiles(prefix));
+  }
+  removeDir(prefix: string) {
+    return this.call('removing', prefix, () => this.store.removeDir(prefix));
+  }
+  abortStaleUploads(prefix: string, olderThanMs: number) {
+    return this.call(
+      'cleaning unfinished uploads under',
+      prefix,
+      async () => (await this.store.abortStaleUploads?.(prefix, olderThanMs)) ?? [],
+    );
+  }
 }
 
 /** Builds each destination's client once, on first use. */
@@ -51,7 +123,7 @@ export function storeRegistry(config: Config) {
     if (store) return store;
     const spec = config.storage[name];
     if (!spec) throw new RunbookError('CONFIG_INVALID', `no storage destination named "${name}"`);
-    store = spec.type === 'local' ? new LocalStore(name, spec.path) : new LazyS3Store(name, spec);
+    store = new Classified(spec.type === 'local' ? new LocalStore(name, spec.path) : new LazyS3Store(name, spec));
     cache.set(name, store);
     return store;
   };

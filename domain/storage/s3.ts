@@ -1,4 +1,12 @@
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, NoSuchKey, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
 import type { StorageConfig } from '../../common/config';
@@ -122,6 +130,34 @@ export class S3Store implements Store {
       }
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /** An upload whose attempt died with the server gone is never completed nor aborted by it: this finds them. */
+  async abortStaleUploads(prefix: string, olderThanMs: number): Promise<string[]> {
+    const base = `${this.objectKey(prefix)}/`;
+    const aborted: string[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const res = await this.client
+        .send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.config.bucket,
+            Prefix: base,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        )
+        .catch((err) => this.refused(err));
+      for (const u of res.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || !u.Initiated || Date.now() - u.Initiated.getTime() < olderThanMs) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: u.Key, UploadId: u.UploadId }));
+        aborted.push(u.Key.slice(this.config.prefix.length));
+      }
+      keyMarker = res.IsTruncated ? res.NextKeyMarker : undefined;
+      uploadIdMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return aborted;
   }
 
   destroy(): void {

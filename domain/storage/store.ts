@@ -17,6 +17,8 @@ export interface Store {
   /** Names of the files directly under a folder-like prefix. */
   listFiles(prefix: string): Promise<string[]>;
   removeDir(prefix: string): Promise<void>;
+  /** Aborts multipart uploads under a prefix begun longer ago than that (S3 only); returns their keys. */
+  abortStaleUploads?(prefix: string, olderThanMs: number): Promise<string[]>;
 }
 
 const SAFE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
