@@ -45,6 +45,6 @@ export function leaving(config: Config, activity: string, args: unknown[], err: 
     type: type ?? 'Error',
     message: `${message} (gave up after ${attempt} attempts over ${Math.round((Date.now() - scheduledTimestampMs) / 1000)} s)`,
     nonRetryable: true,
-    cause: failure instanceof Error ? failure : undefined,
+    details: failure instanceof ApplicationFailure ? (failure.details ?? undefined) : undefined,
   });
 }

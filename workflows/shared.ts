@@ -8,13 +8,13 @@ export { messageOf } from '../common/failure';
 // The retry policy by error class (activities/failures.ts): permanent codes are never retried;
 // transient failures are retried with exponential backoff until the activity itself gives up, at its
 // target's `retryFor`. The attempt cap is a backstop against a worker that dies at every attempt.
-const retry = {
+const backoff = {
   nonRetryableErrorTypes: [...PERMANENT] as string[],
   initialInterval: '1s',
   backoffCoefficient: 2,
   maximumInterval: '30s',
-  maximumAttempts: 50,
-};
+} as const;
+const retry = { ...backoff, maximumAttempts: 50 };
 
 /** Reads, small writes, pauses. */
 export const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry });
@@ -47,7 +47,7 @@ export const heavy = proxyActivities<Activities>({ startToCloseTimeout: '6h', he
 export const undo = proxyActivities<Activities>({
   startToCloseTimeout: '6h',
   heartbeatTimeout: '30s',
-  retry: { ...retry, maximumAttempts: 0 },
+  retry: backoff, // no attempt cap: unlimited
 });
 
 export interface StepRecord {

@@ -66,6 +66,7 @@ targets:
   nowhere:
     url: redis://127.0.0.1:1
     destinations: [disk]
+    retryFor: 2s
 ${extraTargets}`;
 }
 

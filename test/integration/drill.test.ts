@@ -82,6 +82,7 @@ beforeAll(async () => {
   gone:
     url: redis://127.0.0.1:1
     destinations: [disk]
+    retryFor: 2s
     notify: [{ webhook: ops, events: [backup-failed] }]
   strict:
     url: ${redis.url}
