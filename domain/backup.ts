@@ -27,6 +27,9 @@ export async function captureBackup(s: Services, input: CaptureInput, p: Progres
   const enc = target.encrypt ? s.keys.encryptionFor(target.encrypt) : undefined;
   const file = artifactFileName(target.compression, enc !== undefined);
   const destinations = target.destinations.map((d) => ({ store: s.stores(d), key: keys.data(file) }));
+  // An earlier attempt of this run that died with its S3 server gone left its multipart upload open:
+  // only this run writes under this folder, so it is aborted before this attempt starts.
+  await Promise.all(destinations.map(({ store }) => store.abortStaleUploads?.(keys.dir, 0)));
   // The run marker comes first: retention can then tell this folder belongs to a live run.
   const marker = JSON.stringify({ workflowId: input.workflowId, runId: input.runId, startedAt: new Date().toISOString() });
   await Promise.all(destinations.map(({ store }) => store.write(keys.run, marker)));
