@@ -70,6 +70,7 @@ export async function captureBackup(s: Services, input: CaptureInput, p: Progres
     compression: target.compression,
     compressionLevel: target.compressionLevel,
     signal: p.signal,
+    onWire: () => p.moved(),
     onProgress: (raw, stored) => {
       // Alive only while bytes move: a pipeline stalled anywhere stops the heartbeats.
       if (raw + stored !== bytes) p.moved({ phase: 'transfer', bytes: raw });

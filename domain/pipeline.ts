@@ -31,6 +31,8 @@ export interface PipelineOptions {
   encryptTo?: string;
   /** Called with the raw bytes read so far, at most about once a second. */
   onProgress?: (rawBytes: number, storedBytes: number) => void;
+  /** Called, at most once a second, with the bytes sent to the destinations' servers since the last call. */
+  onWire?: (bytes: number) => void;
   signal?: AbortSignal;
 }
 
@@ -174,6 +176,17 @@ export async function storeRdb(source: Readable, targets: StoreTarget[], opts: P
   );
 
   const main = pipeline(source, raw, progress(), fanOut([check.stdin, toCompress]), { signal: opts.signal });
+  // Aborted (cancelled, or stalled) after Redis finished: the uploads still under way stop too.
+  const abortUploads = () => passes.forEach((p) => p.destroy(opts.signal?.reason as Error));
+  opts.signal?.addEventListener('abort', abortUploads, { once: true });
+  // The bytes on the wire to each destination: a slow uplink that still sends is alive, even while
+  // the stream before it waits for a part to go out.
+  let onWire = targets.reduce((n, { store }) => n + (store.bytesOnWire?.() ?? 0), 0);
+  const wire = setInterval(() => {
+    const now = targets.reduce((n, { store }) => n + (store.bytesOnWire?.() ?? 0), 0);
+    if (now !== onWire) opts.onWire?.(now - onWire);
+    onWire = now;
+  }, 1000);
   try {
     const [, , checked] = await Promise.all([main, Promise.all(branches), check.result]);
     if (headerError) throw headerError;
@@ -189,5 +202,8 @@ export async function storeRdb(source: Readable, targets: StoreTarget[], opts: P
     source.destroy();
     await Promise.allSettled([main, ...branches, check.result]);
     throw headerError ?? err;
+  } finally {
+    clearInterval(wire);
+    opts.signal?.removeEventListener('abort', abortUploads);
   }
 }

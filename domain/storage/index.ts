@@ -44,6 +44,11 @@ class LazyS3Store implements Store {
   async abortStaleUploads(prefix: string, olderThanMs: number) {
     return (await this.store()).abortStaleUploads!(prefix, olderThanMs);
   }
+  private loaded?: Store;
+  bytesOnWire() {
+    void this.store().then((s) => (this.loaded = s));
+    return this.loaded?.bytesOnWire?.() ?? 0;
+  }
 }
 
 /** Out of space or quota, read-only, not ours to write: none of these clears in seconds. */
@@ -105,6 +110,9 @@ class Classified implements Store {
   }
   removeDir(prefix: string) {
     return this.call('removing', prefix, () => this.store.removeDir(prefix));
+  }
+  bytesOnWire() {
+    return this.store.bytesOnWire?.() ?? 0;
   }
   abortStaleUploads(prefix: string, olderThanMs: number) {
     return this.call(

@@ -8,7 +8,10 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { StorageConfig } from '../../common/config';
 import { resolveOptionalSecret } from '../secrets';
 import { RunbookError } from '../../common/errors';
@@ -26,8 +29,12 @@ export class S3Store implements Store {
   ) {
     const accessKeyId = resolveOptionalSecret(config.accessKeyId, `storage ${name} accessKeyId`);
     const secretAccessKey = resolveOptionalSecret(config.secretAccessKey, `storage ${name} secretAccessKey`);
+    // One agent per destination, so that the bytes it sends can be counted (progress while a part goes out).
+    const agent = { keepAlive: true, maxSockets: 50 };
+    this.agents = [new HttpAgent(agent), new HttpsAgent(agent)];
     this.client = new S3Client({
       region: config.region,
+      requestHandler: new NodeHttpHandler({ httpAgent: this.agents[0], httpsAgent: this.agents[1] as HttpsAgent }),
       endpoint: config.endpoint,
       forcePathStyle: config.forcePathStyle,
       credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
@@ -35,6 +42,25 @@ export class S3Store implements Store {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+  }
+
+  private readonly agents: HttpAgent[];
+  private sent = 0;
+  private readonly seen = new WeakMap<object, number>();
+
+  /** What this destination's sockets have written so far, counted socket by socket. */
+  bytesOnWire(): number {
+    for (const agent of this.agents) {
+      for (const list of [...Object.values(agent.sockets), ...Object.values(agent.freeSockets)]) {
+        for (const socket of list ?? []) {
+          // Handed to the kernel, not merely queued in the socket: a slow uplink shows as it drains.
+          const drained = socket.bytesWritten - socket.writableLength;
+          this.sent += Math.max(0, drained - (this.seen.get(socket) ?? 0));
+          this.seen.set(socket, Math.max(drained, this.seen.get(socket) ?? 0));
+        }
+      }
+    }
+    return this.sent;
   }
 
   private objectKey(key: string): string {

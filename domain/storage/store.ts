@@ -17,6 +17,8 @@ export interface Store {
   /** Names of the files directly under a folder-like prefix. */
   listFiles(prefix: string): Promise<string[]>;
   removeDir(prefix: string): Promise<void>;
+  /** Bytes this destination's client has written to its sockets so far (network destinations). */
+  bytesOnWire?(): number;
   /** Aborts multipart uploads under a prefix begun longer ago than that (S3 only); returns their keys. */
   abortStaleUploads?(prefix: string, olderThanMs: number): Promise<string[]>;
 }
