@@ -28,7 +28,13 @@ export function endpointOf(targetName: string, target: TargetConfig): Endpoint {
 export const describeEndpoint = (e: Endpoint) => `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
 
 /** Connects once, without ioredis's endless reconnects, and turns its errors into ours. */
-export async function connectTarget(targetName: string, target: TargetConfig, timeoutMs = 10_000): Promise<Redis> {
+export async function connectTarget(
+  targetName: string,
+  target: TargetConfig,
+  timeoutMs = 10_000,
+  /** A command unanswered this long fails (a path that silently drops traffic never closes the socket). */
+  commandTimeoutMs?: number,
+): Promise<Redis> {
   const e = endpointOf(targetName, target);
   const client = new Redis({
     host: e.host,
@@ -42,6 +48,7 @@ export async function connectTarget(targetName: string, target: TargetConfig, ti
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     enableOfflineQueue: false,
+    commandTimeout: commandTimeoutMs,
     // Loading is looked at where it matters (INFO persistence); ioredis's own ready check would wait
     // for it in steps of a second, invisibly.
     enableReadyCheck: false,

@@ -45,6 +45,12 @@ export async function readTargetState(client: Redis): Promise<TargetState> {
   };
 }
 
+/**
+ * Replica-promote and file-swap speak to the target only in short commands (INFO, CONFIG, REPLICAOF):
+ * one unanswered this long means the path to it is gone, and the attempt fails to be tried again.
+ */
+const PROBE_TIMEOUT_MS = 15_000;
+
 export async function makeLive(ctx: MakeLiveContext): Promise<MakeLiveResult> {
   const t0 = Date.now();
   const strategy = ctx.target.restore.strategy;
@@ -80,7 +86,7 @@ async function backupMaster(ctx: MakeLiveContext) {
 
 async function replicaPromote(ctx: MakeLiveContext): Promise<string> {
   const scratch = await backupMaster(ctx);
-  const client = await connectTarget(ctx.targetName, ctx.target).catch(async (err: unknown) => {
+  const client = await connectTarget(ctx.targetName, ctx.target, undefined, PROBE_TIMEOUT_MS).catch(async (err: unknown) => {
     await scratch.stop(); // a target that cannot be reached must not leave the scratch server running
     throw err;
   });
@@ -160,7 +166,7 @@ async function fileSwap(ctx: MakeLiveContext): Promise<string> {
   const swap = ctx.target.restore.fileSwap!;
   const timeoutMs = durationMs(swap.timeout);
   const e = endpointOf(ctx.targetName, ctx.target);
-  let client = await connectTarget(ctx.targetName, ctx.target);
+  let client = await connectTarget(ctx.targetName, ctx.target, undefined, PROBE_TIMEOUT_MS);
   const cfg = async (key: string) => ((await client.config('GET', key)) as string[])[1] ?? '';
   const dir = swap.dataDir ?? (await cfg('dir'));
   const dbfilename = await cfg('dbfilename');
@@ -189,7 +195,7 @@ async function fileSwap(ctx: MakeLiveContext): Promise<string> {
   await shell(swap.start, { REDIS_EXTRA_ARGS: aof ? '--appendonly no' : '' }, timeoutMs, ctx.signal);
   await until('the target to start and load the RDB', timeoutMs, ctx, async () => {
     try {
-      client = await connectTarget(ctx.targetName, ctx.target, 2000);
+      client = await connectTarget(ctx.targetName, ctx.target, 2000, PROBE_TIMEOUT_MS);
     } catch {
       return false;
     }
