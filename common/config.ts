@@ -62,6 +62,11 @@ const scheduleSchema = z.strictObject({
     .regex(/^\d+(s|m|h|d)$/, 'a duration such as "30m" or "6h"')
     .default('1h'),
   paused: z.boolean().default(false),
+  /** The whole scheduled backup, its retries included, ends by then (default 12h): a run never outlives its purpose. */
+  deadline: z
+    .string()
+    .regex(/^\d+(m|h|d)$/, 'a duration such as "45m" or "12h"')
+    .optional(),
 });
 
 /** Who writes to a target, and how to stop and restart them around a restore. */

@@ -13,6 +13,8 @@ export interface DesiredSchedule {
   cron: string;
   timezone: string;
   catchupWindow: string;
+  /** The run's whole lifetime, retries included (Temporal's workflow execution timeout). */
+  deadline: string;
   paused: boolean;
   taskQueue: string;
   /** Changes whenever anything that defines the schedule changes. */
@@ -46,6 +48,7 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       timezone: string;
       catchupWindow: string;
       paused: boolean;
+      deadline?: string;
     },
   ): DesiredSchedule => {
     const spec = {
@@ -54,6 +57,7 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       cron: s.cron,
       timezone: s.timezone,
       catchupWindow: s.catchupWindow,
+      deadline: s.deadline ?? (workflowType === 'backupRedis' ? '12h' : '6h'),
       paused: s.paused,
       taskQueue: config.temporal.taskQueue,
     };

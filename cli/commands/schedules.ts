@@ -13,6 +13,7 @@ function scheduleOptions(d: DesiredSchedule): ScheduleOptions {
       workflowType: d.workflowType,
       workflowId: d.scheduleId,
       taskQueue: d.taskQueue,
+      workflowExecutionTimeout: d.deadline as `${number}h`,
       args: [{ target: d.target, requestedBy: `schedule:${d.name}` }],
     },
     // A run still going when the next is due: skip the new one rather than stack them.
