@@ -23,7 +23,7 @@ const options = z
   .object({
     at: z
       .string()
-      .refine((v) => !Number.isNaN(Date.parse(v)), 'a time such as 2026-11-21T09:30:00Z')
+      .refine((v) => !Number.isNaN(Date.parse(v)), { error: 'a time such as 2026-11-21T09:30:00Z', abort: true })
       .refine((v) => Date.parse(v) <= Date.now(), 'a moment in the past')
       .transform((v) => new Date(v).toISOString())
       .optional(),

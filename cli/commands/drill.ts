@@ -20,7 +20,7 @@ import {
 } from '../context';
 
 const drillOptions = z.object({
-  random: z.coerce.number().int().min(1).max(1000).optional(),
+  random: z.coerce.number({ error: 'a whole number from 1 to 1000' }).int('a whole number from 1 to 1000').min(1).max(1000).optional(),
   from: z.string().optional(),
   backup: z.string().refine(isBackupId, 'a backup id').optional(),
   wait: z.boolean().default(false),

@@ -9,7 +9,7 @@ export const statusCommand = new Command('status')
   .action(
     action(async (workflowId: string, _o: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      if (!workflowId.trim()) throw new RunbookError('BAD_INPUT', 'workflowId: a workflow id such as backup/main/nightly-...');
+      if (!workflowId.trim()) throw new RunbookError('BAD_INPUT', '<workflowId>: a workflow id such as backup/main/nightly-...');
       const config = loadCliConfig(global);
       const client = await connectClient(config);
       const handle = client.workflow.getHandle(workflowId);

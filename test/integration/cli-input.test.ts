@@ -112,6 +112,7 @@ const BAD_INPUT: Row[] = [
 const BAD_INPUT_CHECKED_FIRST: Row[] = [
   [['reject', 'restore/main', '--as', 'alice', '--reason', ''], '--reason: '],
   [['status', ''], 'workflowId'],
+  [['approve', '', '--as', 'alice'], '<workflowId>: '],
 ];
 
 async function expectRefused(args: string[], fragment: string): Promise<void> {
