@@ -434,7 +434,10 @@ describe('a worker killed mid-restore', () => {
     await until(
       'the target to replicate the backup',
       async () =>
-        (await handle.query<RestoreStatus>('status')).step === 'make live' && (await c.info('replication')).includes('role:slave'),
+        (await handle.query<RestoreStatus>('status')).step === 'make live' &&
+        (await c.info('replication')).includes('role:slave') &&
+        // Loading, not still receiving the RDB: the worker is killed in the middle of the load.
+        /^loading:1/m.test(await c.info('persistence')),
       60_000,
     );
     // The scratch server the killed worker started outlives it (SIGKILL leaves no chance to stop it).
