@@ -23,6 +23,7 @@ import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { startS3ErrorProxy, type S3ErrorProxy } from '../support/s3-error-proxy';
 import { startRestartableS3, type RestartableS3 } from '../support/s3-restartable';
 import { startThrottleProxy, type ThrottleProxy } from '../support/throttle-proxy';
+import { activityAttempt } from '../support/history';
 
 const BUCKET = 'faults';
 /** The slow uplink: 128 KiB/s, so the ~6 MiB upload takes ~49 s, past the capture's stall and heartbeat timeouts. */
@@ -122,21 +123,7 @@ async function failureOfRun(handle: WorkflowHandle): Promise<{ code?: string; me
   return readFailure(err);
 }
 
-/** The attempt the activity's last start was, and why the one before it failed (from the history). */
-async function lastAttempt(workflowId: string, activity: string): Promise<{ attempt: number; lastFailure?: string }> {
-  const history = await t.env.client.workflow.getHandle(workflowId).fetchHistory();
-  const scheduled = new Map<string, string>();
-  let out = { attempt: 0, lastFailure: undefined as string | undefined };
-  for (const e of history.events ?? []) {
-    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
-    if (name) scheduled.set(String(e.eventId), name);
-    const started = e.activityTaskStartedEventAttributes;
-    if (started && scheduled.get(String(started.scheduledEventId)) === activity) {
-      out = { attempt: started.attempt ?? 1, lastFailure: started.lastFailure?.message ?? undefined };
-    }
-  }
-  return out;
-}
+const lastAttempt = (workflowId: string, activity: string) => activityAttempt(t.env.client, workflowId, activity);
 
 /** The running activity of a run, as `runbook status` sees it: its attempt and last failure. */
 async function pendingActivity(handle: WorkflowHandle): Promise<{ activity?: string; attempt: number; lastFailure?: string }> {

@@ -24,6 +24,7 @@ import { digestAll, fillDataset } from '../support/dataset';
 import { partitionProxy, type PartitionProxy } from '../support/partition-proxy';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
+import { activityAttempt } from '../support/history';
 
 type ExpectFn = typeof import('vitest').expect;
 
@@ -317,21 +318,7 @@ async function captureUnderWay(name: Name): Promise<void> {
   await until('the capture to store 512 KiB', () => partial() > 512 * 1024);
 }
 
-/** The attempt the first scheduled `activity` of the run ended at, and why the attempt before failed. */
-async function lastAttempt(workflowId: string, activity: string): Promise<{ attempt: number; lastFailure?: string }> {
-  const history = await t.env.client.workflow.getHandle(workflowId).fetchHistory();
-  const scheduled = new Map<string, string>();
-  let out = { attempt: 0, lastFailure: undefined as string | undefined };
-  for (const e of history.events ?? []) {
-    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
-    if (name) scheduled.set(String(e.eventId), name);
-    const started = e.activityTaskStartedEventAttributes;
-    if (started && scheduled.get(String(started.scheduledEventId)) === activity && out.attempt === 0) {
-      out = { attempt: started.attempt ?? 1, lastFailure: started.lastFailure?.message ?? undefined };
-    }
-  }
-  return out;
-}
+const lastAttempt = (workflowId: string, activity: string) => activityAttempt(t.env.client, workflowId, activity, 'first');
 
 /** The backup's stored copy is whole, and loaded into a redis-server it is exactly `expected` (DEBUG DIGEST). */
 async function expectBackupHolds(name: Name, report: BackupReport, expected: Record<string, string>, expect: ExpectFn) {

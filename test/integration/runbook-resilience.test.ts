@@ -13,6 +13,7 @@ import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { startS3, type S3Server } from '../support/s3';
 import { stallingProxy, type StallingProxy } from '../support/stalling-proxy';
+import { activityAttempt } from '../support/history';
 
 let t: RestoreEnv;
 let remote: RedisProcess;
@@ -68,21 +69,7 @@ afterAll(async () => {
   await Promise.all([remote?.stop(), local?.stop(), s3?.stop()]);
 });
 
-/** The attempt the activity's last start was, and why the one before it failed. */
-async function lastAttempt(workflowId: string, activity: string): Promise<{ attempt: number; lastFailure?: string }> {
-  const history = await t.env.client.workflow.getHandle(workflowId).fetchHistory();
-  const scheduled = new Map<string, string>();
-  let out = { attempt: 0, lastFailure: undefined as string | undefined };
-  for (const e of history.events ?? []) {
-    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
-    if (name) scheduled.set(String(e.eventId), name);
-    const started = e.activityTaskStartedEventAttributes;
-    if (started && scheduled.get(String(started.scheduledEventId)) === activity) {
-      out = { attempt: started.attempt ?? 1, lastFailure: started.lastFailure?.message ?? undefined };
-    }
-  }
-  return out;
-}
+const lastAttempt = (workflowId: string, activity: string) => activityAttempt(t.env.client, workflowId, activity);
 
 describe('a stalled download', () => {
   it("in a restore's plan is given up and retried within the minute", { timeout: 120_000 }, async () => {
