@@ -601,10 +601,11 @@ describe.concurrent('the other faults', () => {
       const backupData = await seed(c, 'backed up');
       const backup = await t.backup('acl');
       const before = await changeAfterBackup(c);
-      // A make-live of ~8 s: the renewals (every second, pauseLimit 3s) fail well before it ends.
-      await slowLoad(c, 30);
+      // A make-live of ~12 s: the renewals (every second, pauseLimit 3s, three quick tries each) fail
+      // well before it ends, even on a loaded machine; the right is taken once the target is loading.
+      await slowLoad(c, 60);
       const handle = await approvedRestore('acl', backup.backupId);
-      await until('make-live', async () => (await stepOf(handle)) === 'make live', 60_000);
+      await loadingInMakeLive(handle, 'acl');
       await c.call('ACL', 'SETUSER', ACL_USER, '-client');
 
       await until('the restore to fail safe', async () => (await stepOf(handle)).startsWith('compensating'), 60_000);
