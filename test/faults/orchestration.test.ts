@@ -7,6 +7,7 @@
 // Three groups run side by side (each waits mostly on timers: heartbeat timeouts, outages), each on
 // servers of its own: the restarts on Temporal "A" (restarted, so nothing else runs on it), every other
 // fault on Temporal "B", each test on a task queue of its own.
+import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,7 +32,7 @@ import { verifyCopy } from '../../domain/verify';
 import { runCli } from '../support/cli';
 import { digestAll, fillDataset } from '../support/dataset';
 import { failureOf } from '../support/failure';
-import { freePort, startRedis, type RedisProcess } from '../support/redis';
+import { startRedis, type RedisProcess } from '../support/redis';
 import { startS3, type S3Server } from '../support/s3';
 import { workflowBundle } from '../support/temporal';
 import { startRestartableTemporal, type RestartableTemporal } from '../support/temporal-server';
@@ -294,8 +295,16 @@ async function activityStarts(client: Client, workflowId: string, activity: stri
   return attempts;
 }
 
+/**
+ * The "down" target's port, held by a listener that drops every connection: no other test's server can
+ * take the port meanwhile (a port merely found free could be, and then answer as that server).
+ */
+let downListener: net.Server;
+
 beforeAll(async () => {
-  downPort = await freePort();
+  downListener = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((r) => downListener.listen(0, '127.0.0.1', r));
+  downPort = (downListener.address() as net.AddressInfo).port;
   const started = await Promise.all([
     startRestartableTemporal(path.join(dir, 'temporal-a.sqlite')),
     startRestartableTemporal(path.join(dir, 'temporal-b.sqlite')),
@@ -311,6 +320,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  downListener?.close();
   for (const c of children) {
     if (c.exitCode !== null || c.signalCode !== null) continue;
     try {
@@ -665,7 +675,7 @@ describe.concurrent('the orchestration under faults', () => {
     });
 
     it('exits 4 with TEMPORAL_UNAVAILABLE, quickly, when the worker cannot reach Temporal', { timeout: 30_000 }, async ({ expect }) => {
-      const nobody = await freePort();
+      const nobody = downPort; // held, dropping every connection: no Temporal answers there
       const configFile = path.join(dir, 'down-temporal.yaml');
       writeFileSync(configFile, configText(`127.0.0.1:${nobody}`, 'fault-unreachable'));
       const started = Date.now();
