@@ -8,62 +8,25 @@
 // Re-record only when a change to a workflow's commands is intended and no run of the old code can be
 // in flight (see docs/replay.md); otherwise use patched().
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils.js';
-import proto from '@temporalio/proto';
-import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root.js';
 import * as prettier from 'prettier';
 import type { Redis } from 'ioredis';
 import type { BackupReport } from '../common/types';
 import type { RecoverReport, DrillReport } from '../common/drill-types';
 import type { RestoreReport } from '../common/restore-types';
 import { startRedis, type RedisProcess } from './lib/redis-server';
+import { HISTORY_WORKFLOW_IDS, historyAsJson, type HistoryName } from '../test/support/histories';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../test/support/restore-env';
 
 const outDir = fileURLToPath(new URL('../test/histories/', import.meta.url));
 const SCENARIO_TIMEOUT_MS = 90_000;
 
-/**
- * The workflow id each history was recorded under (histories do not carry it; replay is given it).
- * test/unit/replay.test.ts holds the same table.
- */
-const WORKFLOW_IDS = {
-  backup: 'backup/main/replay',
-  'restore-approved': 'restore/main',
-  'restore-rollback': 'restore/rollback',
-  drill: 'drill/main/replay',
-  recover: 'recover/prod/replay',
-  'recover-restore': 'restore/prod',
-} as const;
-type Name = keyof typeof WORKFLOW_IDS;
-
-/**
- * The SDK's historyToJSON, or the same conversion (protobufjs's proto3 JSON) done with the protobufjs copy
- * that @temporalio/proto's types were built with. With protobufjs 7 hoisted to the top of node_modules
- * (@grpc/proto-loader wants it), npm gives @temporalio/common and @temporalio/proto a copy of
- * protobufjs 8 each, and historyToJSON's `type instanceof Type` check fails ("type must be a Type").
- */
-function historyJSON(history: History): string {
-  try {
-    return historyToJSON(history);
-  } catch (err) {
-    if (!(err instanceof TypeError && /must be a Type/.test(err.message))) throw err;
-    const protojson = createRequire(createRequire(import.meta.url).resolve('@temporalio/proto'))('protobufjs/ext/protojson') as {
-      toJson(type: unknown, message: unknown): unknown;
-    };
-    const root = patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown };
-    const json = protojson.toJson(
-      root.lookupType('temporal.api.history.v1.History'),
-      proto.temporal.api.history.v1.History.fromObject(history),
-    );
-    return JSON.stringify(json, null, 2);
-  }
-}
+const WORKFLOW_IDS = HISTORY_WORKFLOW_IDS;
+type Name = HistoryName;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -118,7 +81,7 @@ async function record(t: RestoreEnv, main: RedisProcess, rollback: RedisProcess,
   const client = t.env.client;
   const histories = new Map<Name, string>();
   const keep = async (name: Name, handle: WorkflowHandle) => {
-    histories.set(name, historyJSON(await handle.fetchHistory()));
+    histories.set(name, historyAsJson(await handle.fetchHistory()));
     say(`  recorded ${name} (${handle.workflowId})`);
   };
 

@@ -3,16 +3,14 @@
 // in flight (commands in another order, an activity added or removed outside patched()) fails here
 // with the SDK's DeterminismViolationError. See docs/replay.md.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { historyFromJSON, type History } from '@temporalio/common/lib/proto-utils.js';
-import proto from '@temporalio/proto';
-import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root.js';
+import type { History } from '@temporalio/common/lib/proto-utils.js';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { workflowsPath } from '../../worker/workflows-path';
+import { HISTORY_WORKFLOW_IDS, historyFromJson } from '../support/histories';
 
 const dir = fileURLToPath(new URL('../histories/', import.meta.url));
 const names = (existsSync(dir) ? readdirSync(dir) : [])
@@ -23,40 +21,9 @@ const names = (existsSync(dir) ? readdirSync(dir) : [])
 /** What scripts/record-histories.ts records; each must stay replayable. */
 const EXPECTED = ['backup', 'restore-approved', 'restore-rollback', 'drill', 'recover'];
 
-/**
- * The ids scripts/record-histories.ts ran them under (a history does not hold its workflow id).
- * The runbooks only pass theirs to activities and messages, so another id would still replay.
- */
-const WORKFLOW_IDS: Record<string, string> = {
-  backup: 'backup/main/replay',
-  'restore-approved': 'restore/main',
-  'restore-rollback': 'restore/rollback',
-  drill: 'drill/main/replay',
-  recover: 'recover/prod/replay',
-  'recover-restore': 'restore/prod',
-};
+const WORKFLOW_IDS: Record<string, string> = HISTORY_WORKFLOW_IDS;
 
-/**
- * The SDK's historyFromJSON, or the same conversion done with the protobufjs copy @temporalio/proto's
- * types were built with: with protobufjs 7 hoisted in node_modules, npm gives @temporalio/common its own
- * copy of protobufjs 8 and historyFromJSON fails its `instanceof Type` check ("type must be a Type").
- * Worker.runReplayHistory would convert a JSON history the same way, so it is given the loaded one.
- */
-function loadHistory(name: string): History {
-  const json: unknown = JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8'));
-  try {
-    return historyFromJSON(json);
-  } catch (err) {
-    if (!(err instanceof TypeError && /must be a Type/.test(err.message))) throw err;
-    const protojson = createRequire(createRequire(import.meta.url).resolve('@temporalio/proto'))('protobufjs/ext/protojson') as {
-      fromJson(type: unknown, json: unknown, options: { ignoreUnknownFields: boolean }): History | null;
-    };
-    const root = patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown };
-    const loaded = protojson.fromJson(root.lookupType('temporal.api.history.v1.History'), json, { ignoreUnknownFields: true });
-    if (!loaded) throw new TypeError(`${name}.json is not a history`, { cause: err });
-    return loaded;
-  }
-}
+const loadHistory = (name: string): History => historyFromJson(JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8')), name);
 
 let workflowBundle: WorkflowBundleWithSourceMap;
 
