@@ -5,9 +5,9 @@
 // a restore. Each ends as the retry policy says: a backup completes with one valid copy listed; a
 // restore ends restored or rolled back (never UNKNOWN) with the data of the backup or of before, and
 // writes flow again; a lapsed pause fails the restore safe.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -25,10 +25,10 @@ import { partitionProxy, type PartitionProxy } from '../support/partition-proxy'
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { activityAttempt } from '../support/history';
+import { startWriter as startWriterProcess, type Writer } from '../support/writer';
 
 type ExpectFn = typeof import('vitest').expect;
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const ACL_USER = 'runbook';
 const ACL_PASSWORD = 'acl-fault-test-password';
 const NAMES = ['restarted', 'killed', 'longdown', 'cutcap', 'cutlive', 'cutlost', 'acl', 'writes'] as const;
@@ -337,61 +337,10 @@ async function expectBackupHolds(name: Name, report: BackupReport, expected: Rec
   }
 }
 
-// ---- a writer process (after restore-writers.test.ts) ----
-
-// EVAL stamps each write with the server's clock (on the target's own log) and the writer keeps the
-// stamps of the writes the server acknowledged (on a local log).
-const WRITER = `
-const { Redis } = require('ioredis');
-const fs = require('node:fs');
-const [port, logFile] = process.argv.slice(1);
-const r = new Redis({ host: '127.0.0.1', port: Number(port), maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => 100 });
-r.on('error', () => {});
-const script = "local t = redis.call('TIME'); local ms = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000)); redis.call('RPUSH', 'log', ms); redis.call('INCR', 'counter'); return ms";
-(async () => {
-  for (;;) {
-    try {
-      fs.appendFileSync(logFile, (await r.eval(script, 0)) + '\\n');
-    } catch {}
-    await new Promise((res) => setTimeout(res, 10));
-  }
-})();
-`;
-
-interface Writer {
-  child: ChildProcess;
-  acked(): number[];
-  /** [pause, resume] windows noted by the controller's commands; resume is Infinity while paused. */
-  windows(): [number, number][];
-  /** The process state from /proc: "T" while stopped. */
-  state(): string;
-}
-
 function startWriter(name: Name): Writer {
-  const logFile = path.join(t.dir, `${name}.writes`);
-  writeFileSync(logFile, '');
-  const child = spawn(process.execPath, ['-e', WRITER, String(servers[name].port), logFile], { cwd: ROOT, stdio: 'ignore' });
-  children.push(child);
-  writeFileSync(path.join(t.dir, `${name}.pid`), String(child.pid));
-  const events = path.join(t.dir, `${name}.events`);
-  return {
-    child,
-    acked: () => readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map(Number),
-    windows() {
-      const lines = existsSync(events) ? readFileSync(events, 'utf8').split('\n').filter(Boolean) : [];
-      const out: [number, number][] = [];
-      for (const line of lines) {
-        const [kind, at] = line.split(' ') as [string, string];
-        if (kind === 'pause') out.push([Number(at), Infinity]);
-        else if (out.length && out[out.length - 1]![1] === Infinity) out[out.length - 1]![1] = Number(at);
-      }
-      return out;
-    },
-    state: () =>
-      readFileSync(`/proc/${child.pid}/stat`, 'utf8')
-        .replace(/^.*\) /s, '')
-        .split(' ')[0]!,
-  };
+  const w = startWriterProcess(t.dir, name, servers[name].port);
+  children.push(w.child);
+  return w;
 }
 
 // ---- the faults ----

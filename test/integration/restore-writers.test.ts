@@ -13,6 +13,7 @@ import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
 import { digestAll, fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
+import { startWriter as startWriterProcess, type Writer } from '../support/writer';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CRASH_QUEUE = 'restore-writers-crash';
@@ -97,60 +98,10 @@ afterAll(async () => {
   await Promise.all([ok, failing, cancelled, crash, cli].map((r) => r?.stop()));
 });
 
-// A writer: EVAL stamps each write with the server's clock (on the target's own log) and the writer
-// keeps the stamps of the writes the server acknowledged (on a local log).
-const WRITER = `
-const { Redis } = require('ioredis');
-const fs = require('node:fs');
-const [port, logFile] = process.argv.slice(1);
-const r = new Redis({ host: '127.0.0.1', port: Number(port), maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => 100 });
-r.on('error', () => {});
-const script = "local t = redis.call('TIME'); local ms = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000)); redis.call('RPUSH', 'log', ms); redis.call('INCR', 'counter'); return ms";
-(async () => {
-  for (;;) {
-    try {
-      fs.appendFileSync(logFile, (await r.eval(script, 0)) + '\\n');
-    } catch {}
-    await new Promise((res) => setTimeout(res, 10));
-  }
-})();
-`;
-
-interface Writer {
-  pid: number;
-  /** Server times of the writes the target acknowledged. */
-  acked(): number[];
-  /** [pause, resume] windows, as noted by the controller's commands; resume is Infinity while paused. */
-  windows(): [number, number][];
-  /** The process state from /proc: "T" while stopped. */
-  state(): string;
-}
-
 function startWriter(name: string, r: RedisProcess): Writer {
-  const logFile = path.join(t.dir, `${name}.writes`);
-  writeFileSync(logFile, '');
-  const child = spawn(process.execPath, ['-e', WRITER, String(r.port), logFile], { cwd: ROOT, stdio: 'ignore' });
-  children.push(child);
-  writeFileSync(path.join(t.dir, `${name}.pid`), String(child.pid));
-  const events = path.join(t.dir, `${name}.events`);
-  return {
-    pid: child.pid!,
-    acked: () => readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map(Number),
-    windows() {
-      const lines = existsSync(events) ? readFileSync(events, 'utf8').split('\n').filter(Boolean) : [];
-      const out: [number, number][] = [];
-      for (const line of lines) {
-        const [kind, at] = line.split(' ') as [string, string];
-        if (kind === 'pause') out.push([Number(at), Infinity]);
-        else if (out.length && out[out.length - 1]![1] === Infinity) out[out.length - 1]![1] = Number(at);
-      }
-      return out;
-    },
-    state: () =>
-      readFileSync(`/proc/${child.pid}/stat`, 'utf8')
-        .replace(/^.*\) /s, '')
-        .split(' ')[0]!,
-  };
+  const w = startWriterProcess(t.dir, name, r.port);
+  children.push(w.child);
+  return w;
 }
 
 async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
