@@ -14,6 +14,7 @@ export const EXIT = {
   REFUSED: 9,
   CHECK: 10,
   NO_WORKER: 11,
+  TRUST: 12,
 } as const;
 
 export const EXIT_HELP = `
@@ -31,7 +32,8 @@ Exit codes:
   8  backup or workflow not found
   9  refused: a restore of the target is already running, or the approver may not decide
   10 runbook check: a target is out of its objectives (backup too old, drill failed or overdue, ...)
-  11 no worker polls the task queue: start \`runbook worker\` (queries, approvals and --wait need one)`;
+  11 no worker polls the task queue: start \`runbook worker\` (queries, approvals and --wait need one)
+  12 trust: a signature is missing, forged or not trusted, or the audit trail is broken`;
 
 export function exitCodeFor(code: string | undefined): number {
   switch (code) {
@@ -60,7 +62,11 @@ export function exitCodeFor(code: string | undefined): number {
       return EXIT.NO_WORKER;
     case ErrorCode.RESTORE_RUNNING:
     case ErrorCode.APPROVAL_REFUSED:
+    case ErrorCode.GATE_REFUSED:
       return EXIT.REFUSED;
+    case ErrorCode.SIGNATURE_INVALID:
+    case ErrorCode.AUDIT_BROKEN:
+      return EXIT.TRUST;
     default:
       return code ? EXIT.FAILED : EXIT.INTERNAL;
   }

@@ -14,6 +14,22 @@ export const secretRef = z
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a name of lowercase letters, digits, "-" or "_" (at most 63 characters)');
 
+/** A person's name, as targets list approvers and as allowed-signers files name principals. */
+export const personName = z.string().regex(/^[\w.@-]{1,64}$/, 'a name of letters, digits and . _ @ -');
+
+/** An SSH public key line, as in ~/.ssh/id_ed25519.pub or an allowed-signers file. */
+export const sshPublicKey = z
+  .string()
+  .regex(
+    /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/,
+    'an SSH public key line such as "ssh-ed25519 AAAAC3Nz... alice@laptop"',
+  );
+
+/** An Ed25519 public key of a worker's signing key: "ed25519:" and its 32 bytes in base64. */
+export const signingPublicKey = z
+  .string()
+  .regex(/^ed25519:[A-Za-z0-9+/]{43}=$/, 'a signing public key such as "ed25519:3q2+7w...=" (from `runbook keys signing`)');
+
 const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as "90s", "5m" or "24h"');
 
 const localStorage = z.strictObject({
@@ -102,7 +118,8 @@ const writerSchema = z.discriminatedUnion('type', [
 export const restoreSchema = z
   .strictObject({
     strategy: z.enum(['replica-promote', 'file-swap', 'logical']).default('replica-promote'),
-    approvers: z.array(z.string().regex(/^[\w.@-]{1,64}$/, 'approver names of letters, digits and . _ @ -')).default([]),
+    /** People (under `people`, or principals of `allowedSigners`) whose signed approval counts. */
+    approvers: z.array(personName).default([]),
     approvals: z.number().int().min(1).max(10).default(1),
     /** Four eyes by default: whoever asked for a restore cannot approve it. */
     allowSelfApproval: z.boolean().default(false),
@@ -272,6 +289,27 @@ export const configSchema = z
     storage: z.record(name, storageSchema),
     /** Keys for encryption at rest: age identities (AGE-SECRET-KEY-1...), by reference. */
     encryption: z.strictObject({ keys: z.record(name, secretRef) }).optional(),
+    /**
+     * Who may ask for and approve restores, by their SSH public keys: a decision counts only when it is
+     * signed by one of these keys, and it counts for the person the key belongs to, whatever name is typed.
+     */
+    people: z.record(personName, z.strictObject({ keys: z.array(sshPublicKey).min(1) })).default({}),
+    /** More people from an allowed-signers file (git's format: "name[,name...] ssh-ed25519 AAAA..." per line), by file: reference. */
+    allowedSigners: z
+      .string()
+      .regex(/^file:.+/, 'an allowed-signers file by reference: file:PATH')
+      .optional(),
+    /**
+     * The worker signs every manifest, drill report and audit record with `key` (an Ed25519 private key,
+     * PKCS#8 PEM, by reference); only signatures by a key in `trust` count (keep retired keys there while
+     * their backups exist). Make a key with `runbook keys signing`.
+     */
+    signing: z
+      .strictObject({
+        key: secretRef.optional(),
+        trust: z.array(signingPublicKey).min(1),
+      })
+      .optional(),
     /** Where notifications go; targets name them under `notify`. */
     webhooks: z.record(name, webhookSchema).default({}),
     targets: z.record(name, targetSchema),
@@ -285,6 +323,15 @@ export const configSchema = z
           message: `a key name defined under encryption.keys (known: ${Object.keys(config.encryption?.keys ?? {}).join(', ') || 'none'})`,
         });
       }
+      target.restore.approvers.forEach((a, i) => {
+        if (!(a in config.people) && !config.allowedSigners) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targets', targetName, 'restore', 'approvers', i],
+            message: `a person defined under "people" with their SSH public keys (known: ${Object.keys(config.people).join(', ') || 'none'}), or an allowedSigners file`,
+          });
+        }
+      });
       target.notify.forEach((n, i) => {
         if (!(n.webhook in config.webhooks)) {
           ctx.addIssue({

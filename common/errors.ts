@@ -41,6 +41,12 @@ export const ErrorCode = {
   WORKFLOW_FAILED: 'WORKFLOW_FAILED',
   RESTORE_RUNNING: 'RESTORE_RUNNING',
   APPROVAL_REFUSED: 'APPROVAL_REFUSED',
+  /** A signature (an approval, a manifest, a drill report, an audit record) is missing, forged or not trusted. */
+  SIGNATURE_INVALID: 'SIGNATURE_INVALID',
+  /** The worker refused a step that changes a target: the run holds no valid signed approval for it. */
+  GATE_REFUSED: 'GATE_REFUSED',
+  /** The audit trail is not intact: a record was changed, removed, inserted or reordered. */
+  AUDIT_BROKEN: 'AUDIT_BROKEN',
   RESTORE_FAILED: 'RESTORE_FAILED',
   RESTORE_CANCELLED: 'RESTORE_CANCELLED',
   DRILL_FAILED: 'DRILL_FAILED',
@@ -69,6 +75,9 @@ export const PERMANENT: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.RESTORE_RUNNING,
   ErrorCode.DRILL_FAILED,
   ErrorCode.RECOVER_FAILED,
+  ErrorCode.SIGNATURE_INVALID,
+  ErrorCode.GATE_REFUSED,
+  ErrorCode.AUDIT_BROKEN,
 ]);
 
 /**
