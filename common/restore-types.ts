@@ -1,6 +1,12 @@
 // Types of the restore runbook, shared by the workflow, its activities and the CLI. No secrets here.
 import type { KeyspaceDb } from './types';
 
+/** Who signed, as the worker verified it: the person the key belongs to, and the key's fingerprint. */
+export interface Signer {
+  person: string;
+  fingerprint: string;
+}
+
 export type RestoreStrategy = 'replica-promote' | 'file-swap' | 'logical';
 
 export interface RestoreInput {
@@ -8,12 +14,13 @@ export interface RestoreInput {
   /** A backup id, or "latest" for the newest verified backup. */
   from: string;
   reason: string;
-  requestedBy: string;
   dryRun?: boolean;
   /** The target the backup was taken of, when it is not `target` (disaster recovery to another server, clone to staging). */
   sourceTarget?: string;
   /** Fetch from this destination first (the one a disaster recovery found a good copy in). */
   preferDestination?: string;
+  /** Accept a backup whose manifest is unsigned (made before manifests were signed); never a forged one. */
+  allowUnsigned?: boolean;
 }
 
 export interface TargetState {
@@ -40,9 +47,15 @@ export interface RestorePlan {
     expires: number;
     keyspace: Record<string, KeyspaceDb>;
     size: number;
+    /** SHA-256 of the RDB, from the manifest: what the restored data is. */
+    rdbSha256?: string;
+    /** signed: by a key in signing.trust; unsigned: made before manifests were signed, accepted by allowUnsigned. */
+    trust?: 'signed' | 'unsigned';
     /** The destination whose copy was verified and will be used. */
     source: string;
   };
+  /** The requester accepted an unsigned backup (--allow-unsigned): the approvers see and sign this. */
+  allowUnsigned?: boolean;
   maxRdbVersion: number;
   writers: string[];
   pauseWrites: boolean;
@@ -54,22 +67,13 @@ export interface RestorePlan {
 }
 
 export interface Decision {
+  /** The person whose key signed the decision, as the worker verified it. */
   approver: string;
+  /** That key's fingerprint (SHA256:...). */
+  fingerprint: string;
   decision: 'approve' | 'reject';
   at: string;
   comment?: string;
-  /** The Temporal client identity the decision came from. */
-  identity?: string;
-}
-
-export interface ApproveArgs {
-  approver: string;
-  comment?: string;
-}
-
-export interface RejectArgs {
-  approver: string;
-  reason: string;
 }
 
 export interface WriterPauseState {
@@ -98,6 +102,7 @@ export interface RestoreReport {
   /** What state the target is in, in one sentence. */
   targetState: string;
   reason: string;
+  /** The person whose key signed the request (verified by the worker). */
   requestedBy: string;
   plan: RestorePlan;
   decisions: Decision[];
@@ -114,6 +119,12 @@ export interface RestoreReport {
 
 export interface RestoreStatus {
   step: string;
+  /** Why, as the requester gave it: part of what people sign. */
+  reason: string;
   plan?: RestorePlan;
+  /** Who signed the request, once the worker has verified it. */
+  requester?: Signer;
   decisions: Decision[];
+  /** Signed statements accepted for checking and refused by it: they never count. */
+  refused: { kind: string; at: string; why: string }[];
 }

@@ -43,6 +43,7 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
     finishedAt: '',
     assessment: { target: to, reachable: false, files: [] },
   };
+  // The actor of a recovery's own records is the person who signed its restore's request, once known.
   const audit = (event: AuditEvent['event'], detail: string) =>
     records.recordAudit({
       at: new Date().toISOString(),
@@ -51,7 +52,7 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
       runId: info.runId,
       action: 'recover',
       event,
-      actor: input.requestedBy,
+      actor: report.restore?.requestedBy ?? 'recovery',
       detail,
     });
   const finish = (outcome: RecoverReport['outcome']) => {
@@ -111,7 +112,6 @@ export async function recoverRedis(input: RecoverInput): Promise<RecoverReport> 
             sourceTarget: input.target,
             preferDestination: point.destination,
             reason: `disaster recovery (${info.workflowId}): ${input.reason}`,
-            requestedBy: input.requestedBy,
           },
         ],
       });

@@ -15,15 +15,15 @@ import { heavy, prompt, quick, stepper, undo } from './shared';
 /** How long an undo retries before the target's webhooks hear that it is still being retried. */
 const UNDO_ALERT_MS = 60_000;
 
-export { approveUpdate, rejectUpdate } from './approval';
+export { approveUpdate, rejectUpdate, requestUpdate } from './approval';
 export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
 
 export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> {
   const { target } = input;
-  const status: RestoreStatus = { step: 'plan', decisions: [] };
+  const status: RestoreStatus = { step: 'plan', reason: input.reason, decisions: [], refused: [] };
   setHandler(restoreStatusQuery, () => status);
   const gate = approvalGate(input, status);
-  const { audit, tell } = restoreRecords(input);
+  const { audit, tell, requester } = restoreRecords(input, status);
   const steps: RestoreReport['steps'] = [];
   const step = stepper(status, steps);
   // What the report says so far: filled in step by step, so that a failure reports what was done.
@@ -32,13 +32,22 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   const noting = (what: string) => (err: unknown) => void warnings.push(`${what}: ${messageOf(err)}`);
 
   const plan = await step('plan', () =>
-    heavy.planRestore({ target, from: input.from, sourceTarget: input.sourceTarget, preferDestination: input.preferDestination }),
+    heavy.planRestore({
+      target,
+      from: input.from,
+      sourceTarget: input.sourceTarget,
+      preferDestination: input.preferDestination,
+      allowUnsigned: input.allowUnsigned,
+    }),
   );
   status.plan = plan;
   const planned = {
     target,
     reason: input.reason,
-    requestedBy: input.requestedBy,
+    /** The person whose key signed the request: known once it is signed. */
+    get requestedBy() {
+      return requester();
+    },
     decisions: status.decisions,
     steps,
     compensations: [],
@@ -123,7 +132,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     const safety = await step('safety backup', () =>
       executeChild(backupRedis, {
         workflowId: workflowIds.safetyBackup(target, workflowInfo().runId),
-        args: [{ target, tags: ['pre-restore'], requestedBy: `restore:${input.requestedBy}`, skipRetention: true }],
+        args: [{ target, tags: ['pre-restore'], requestedBy: `restore:${requester()}`, skipRetention: true }],
       }),
     );
     safetyBackupId = done.safetyBackupId = safety.backupId;
@@ -137,10 +146,14 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       }),
     );
     phase = 'replacing';
-    done.makeLive = await step('make live', () => heavy.makeLive({ target, backupId: plan.backup.backupId }));
+    done.makeLive = await step('make live', () =>
+      heavy.makeLive({ target, backupId: plan.backup.backupId, allowUnsigned: plan.allowUnsigned }),
+    );
     stillPaused();
     await step('after make-live check', () => quick.afterMakeLive({ target }));
-    done.verification = await step('verify', () => heavy.verifyRestore({ target, backupId: plan.backup.backupId, before: plan.current }));
+    done.verification = await step('verify', () =>
+      heavy.verifyRestore({ target, backupId: plan.backup.backupId, before: plan.current, allowUnsigned: plan.allowUnsigned }),
+    );
     stillPaused();
     const failed = done.verification.filter((c) => !c.ok);
     if (failed.length) fail('VERIFY_FAILED', `verification failed: ${failed.map((c) => `${c.name}: ${c.detail}`).join('; ')}`);
@@ -158,7 +171,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   const writePauseMs = Date.now() - (pause.startedAt ?? Date.now());
   await quick.removeRestoreFiles({ backupIds: [plan.backup.backupId, safetyBackupId!] }).catch(noting('removing the local copies'));
   status.step = 'done';
-  await audit('restored', input.requestedBy, `from ${plan.backup.backupId}; safety backup ${safetyBackupId}`).catch(
+  await audit('restored', requester(), `from ${plan.backup.backupId}; safety backup ${safetyBackupId}`).catch(
     noting('the audit record of the restore was not written'),
   );
   await tell('restore-done', `restore of ${target} done`, `restored from ${plan.backup.backupId} and verified; writers resumed`, {
@@ -226,7 +239,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       .catch(noting('removing the local copies'));
     const outcome = isCancellation(err) ? 'cancelled' : 'failed';
     const error = messageOf(err);
-    await audit(outcome, input.requestedBy, `${error}; target: ${targetState}`).catch(
+    await audit(outcome, requester(), `${error}; target: ${targetState}`).catch(
       noting('the audit record of the failure was not written'),
     );
     const final: RestoreReport = {

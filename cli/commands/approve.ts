@@ -1,47 +1,79 @@
+import { createInterface } from 'node:readline/promises';
 import { Command } from 'commander';
-import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { z } from 'zod';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { RunbookError } from '../../common/errors';
-import type { Decision, RestoreStatus } from '../../common/restore-types';
+import type { Decision } from '../../common/restore-types';
 import type { RecoverStatus } from '../../common/drill-types';
 import { action, connectClient, requireWorker, loadCliConfig, print, type GlobalOptions } from '../context';
+import { escapeText } from '../escape';
+import { readyToSign, renderSigning, signAndSend, signingKeyFile } from '../statements';
 
-const approver = z.string().regex(/^[\w.@-]{1,64}$/, 'a name of letters, digits and . _ @ -');
-
-/** approve and reject are the same gesture with a different update; the workflow's validator decides. */
+/**
+ * approve and reject are the same gesture: show the plan, sign a statement about this run and this
+ * plan with your SSH key, send it. Who you are is the key's owner in the worker's config, not a name.
+ */
 function decisionCommand(kind: 'approve' | 'reject') {
   const cmd = new Command(kind)
-    .description(kind === 'approve' ? 'approve a restore that waits for approval' : 'reject a restore: nothing is touched')
-    .argument('<workflowId>', 'e.g. restore/main')
-    .requiredOption('--as <name>', "who decides: must be one of the target's approvers");
+    .description(
+      kind === 'approve'
+        ? 'approve a restore that waits for approval: shows its plan, then signs your approval with your SSH key'
+        : 'reject a restore: nothing is touched',
+    )
+    .argument('<workflowId>', 'e.g. restore/main (or dr/main for a recovery)')
+    .option('--key <file>', 'your SSH key (or its .pub, with the key in ssh-agent); default $RUNBOOK_SSH_KEY')
+    .option('--valid-for <duration>', 'how long your signature may take to reach the restore (default 15m)')
+    .option('--yes', 'sign without asking for confirmation (needed without a terminal)');
   if (kind === 'approve') cmd.option('--comment <text>');
   else cmd.requiredOption('--reason <text>');
   return cmd.action(
-    action(async (workflowId: string, raw: { as: string; comment?: string; reason?: string }, c: Command) => {
-      const global = c.optsWithGlobals<GlobalOptions>();
-      const name = approver.safeParse(raw.as);
-      if (!name.success) throw new RunbookError('BAD_INPUT', `--as: ${name.error.issues[0]!.message}`);
-      if (kind === 'reject' && !raw.reason?.trim()) throw new RunbookError('BAD_INPUT', '--reason: a rejection needs a reason');
-      if (!workflowId.trim()) throw new RunbookError('BAD_INPUT', '<workflowId>: a workflow id such as restore/main');
-      const config = loadCliConfig(global);
-      const client = await connectClient(config);
-      await requireWorker(client, config);
-      const args = { approver: name.data, comment: raw.comment, reason: raw.reason ?? '', identity: client.options.identity };
-      const handle = await decidedHandle(client, workflowId);
-      await untilAwaitingApproval(handle);
-      let decisions: Decision[];
-      try {
-        decisions = await handle.executeUpdate<Decision[], [typeof args]>(kind, { args: [args] });
-      } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError) {
-          throw new RunbookError('APPROVAL_REFUSED', (err.cause as Error | undefined)?.message ?? err.message, 'nothing was recorded');
+    action(
+      async (
+        workflowId: string,
+        raw: { key?: string; validFor?: string; yes?: boolean; comment?: string; reason?: string },
+        c: Command,
+      ) => {
+        const global = c.optsWithGlobals<GlobalOptions>();
+        if (kind === 'reject' && !raw.reason?.trim()) throw new RunbookError('BAD_INPUT', '--reason: a rejection needs a reason');
+        if (!workflowId.trim()) throw new RunbookError('BAD_INPUT', '<workflowId>: a workflow id such as restore/main');
+        if (raw.validFor !== undefined && !/^\d+(s|m|h)$/.test(raw.validFor)) {
+          throw new RunbookError('BAD_INPUT', '--valid-for: a duration such as "15m" or "1h"');
         }
-        throw err;
-      }
-      print(global, decisions, () => `${kind === 'approve' ? 'approved' : 'rejected'} ${handle.workflowId} as ${name.data}\n`);
-      await client.connection.close();
-    }),
+        const keyFile = signingKeyFile(raw.key, `a ${kind === 'approve' ? 'approval' : 'rejection'}`);
+        const config = loadCliConfig(global);
+        const client = await connectClient(config);
+        await requireWorker(client, config);
+        const handle = await decidedHandle(client, workflowId);
+        const status = await readyToSign(handle, kind);
+        const { runId } = await handle.describe();
+        if (!raw.yes) await confirm(renderSigning(status, kind), kind);
+        const { result } = await signAndSend(client, handle, runId, status, kind, keyFile, {
+          comment: kind === 'approve' ? raw.comment : raw.reason,
+          validFor: raw.validFor,
+        });
+        const decisions = result as Decision[];
+        const mine = decisions.at(-1);
+        print(
+          global,
+          decisions,
+          () =>
+            `${kind === 'approve' ? 'approved' : 'rejected'} ${handle.workflowId} as ${escapeText(mine?.approver)} (key ${mine?.fingerprint})\n`,
+        );
+        await client.connection.close();
+      },
+    ),
   );
+}
+
+/** Shows what is about to be signed and asks; without a terminal, only --yes signs. */
+async function confirm(text: string, kind: string): Promise<void> {
+  if (!process.stdin.isTTY) {
+    throw new RunbookError('BAD_INPUT', `no terminal to confirm the ${kind} on`, 'read the plan with `runbook status`, then pass --yes');
+  }
+  process.stderr.write(text);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await rl.question(`sign and ${kind}? [y/N] `);
+  rl.close();
+  if (!/^y(es)?$/i.test(answer.trim())) throw new RunbookError('APPROVAL_REFUSED', `not signed: nothing was sent`);
 }
 
 /** A disaster recovery is decided on its restore: `runbook approve dr/main` means its restore/main. */
@@ -64,15 +96,6 @@ async function decidedHandle(client: Client, workflowId: string): Promise<Workfl
     `the recovery ${workflowId} has no restore waiting for approval`,
     `see \`runbook status ${workflowId}\``,
   );
-}
-
-/** A restore still planning is not yet ready to be decided; wait a little for it rather than fail. */
-async function untilAwaitingApproval(handle: WorkflowHandle): Promise<void> {
-  for (let i = 0; i < 150; i++) {
-    const status = await handle.query<RestoreStatus>('status');
-    if (status.step !== 'plan') return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export const approveCommand = decisionCommand('approve');

@@ -1,12 +1,13 @@
 import { Command } from 'commander';
 import { workflowIds } from '../../common/workflow-ids';
-import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
 import { targetOf } from '../../common/config';
 import { hours, seconds } from '../../common/drill-report';
 import type { RecoverReport, RecoverStatus } from '../../common/drill-types';
 import { RunbookError } from '../../common/errors';
+import { readyToSign, signAndSend, signingKeyFile } from '../statements';
 import {
   action,
   connectClient,
@@ -30,7 +31,11 @@ const options = z
     from: z.string().refine(isBackupId, 'a backup id').optional(),
     to: z.string().optional(),
     reason: z.string().trim().min(3, 'a reason of a few words'),
-    requestedBy: z.string().default(process.env.USER ?? 'unknown'),
+    key: z.string().optional(),
+    validFor: z
+      .string()
+      .regex(/^\d+(s|m|h)$/, 'a duration such as "15m" or "1h"')
+      .optional(),
     dryRun: z.boolean().default(false),
     wait: z.boolean().default(false),
   })
@@ -72,7 +77,8 @@ export const drCommand = new Command('dr')
   .option('--at <time>', 'recover the newest backup taken before this moment (a rollback)')
   .option('--from <backupId>', 'recover this backup')
   .option('--to <target>', 'restore into this target instead (a rebuilt server, or a clone to staging)')
-  .option('--requested-by <name>', 'who asks (default: $USER)')
+  .option('--key <file>', 'your SSH key (or its .pub, with the key in ssh-agent) to sign the restore request; default $RUNBOOK_SSH_KEY')
+  .option('--valid-for <duration>', 'how long your signature may take to reach the restore (default 15m)')
   .option('--dry-run', 'assess and choose the recovery point, then stop: nothing is touched')
   .option('--wait', 'wait for approval and the recovery, and print the report')
   .action(
@@ -83,6 +89,7 @@ export const drCommand = new Command('dr')
       targetOf(config, targetName);
       const to = opts.to ?? targetName;
       targetOf(config, to);
+      const keyFile = opts.dryRun ? undefined : signingKeyFile(opts.key, 'the restore request of a recovery');
       const client = await connectClient(config);
       // Without them the recovery could not get past its first step: say so now, not never.
       await requireSearchAttributes(client, config);
@@ -101,7 +108,7 @@ export const drCommand = new Command('dr')
               at: opts.at,
               from: opts.from,
               reason: opts.reason,
-              requestedBy: opts.requestedBy,
+              requestedBy: `cli:${process.env.USER ?? 'unknown'}`,
               dryRun: opts.dryRun,
             },
           ],
@@ -115,6 +122,19 @@ export const drCommand = new Command('dr')
           );
         }
         throw err;
+      }
+      // The recovery's restore is requested by whoever runs this: sign its plan once it has one.
+      if (!opts.dryRun) {
+        const restore = await restoreOf(client, handle);
+        if (restore) {
+          try {
+            const status = await readyToSign(restore.handle, 'request');
+            await signAndSend(client, restore.handle, restore.runId, status, 'request', keyFile!, { validFor: opts.validFor });
+          } catch (err) {
+            await handle.cancel().catch(() => undefined);
+            throw err;
+          }
+        }
       }
       if (opts.dryRun || opts.wait) {
         let report: RecoverReport;
@@ -142,7 +162,7 @@ export const drCommand = new Command('dr')
           global,
           { workflowId, runId: handle.firstExecutionRunId },
           () =>
-            `started ${workflowId}; it is still choosing the recovery point. Follow it with \`runbook status ${workflowId}\`, then approve its restore with \`runbook approve ${workflowId} --as <approver>\`\n`,
+            `started ${workflowId}; it is still choosing the recovery point. Follow it with \`runbook status ${workflowId}\`, then approve its restore with \`runbook approve ${workflowId} --key <approver's SSH key>\`\n`,
         );
         return;
       }
@@ -169,11 +189,24 @@ export const drCommand = new Command('dr')
               `disaster recovery of ${targetName}${to !== targetName ? ` into ${to}` : ''}: waiting for approval\n`,
             ),
             `started ${workflowId}; its restore ${restoreId} waits for approval:`,
-            `  runbook approve ${restoreId} --as <approver>`,
-            `  runbook reject ${restoreId} --as <approver> --reason "..."`,
+            `  runbook approve ${restoreId} --key <approver's SSH key>`,
+            `  runbook reject ${restoreId} --key <approver's SSH key> --reason "..."`,
             `follow it with: runbook status ${workflowId}`,
             '',
           ].join('\n'),
       );
     }),
   );
+
+/** The restore a recovery started, once it has: undefined when the recovery ended before it did. */
+async function restoreOf(client: Client, handle: WorkflowHandle): Promise<{ handle: WorkflowHandle; runId: string } | undefined> {
+  for (const until = Date.now() + 30 * 60_000; Date.now() < until;) {
+    const status = await handle.query<RecoverStatus>('status').catch(() => undefined);
+    if (status?.restoreWorkflowId && status.restoreRunId) {
+      return { handle: client.workflow.getHandle(status.restoreWorkflowId, status.restoreRunId), runId: status.restoreRunId };
+    }
+    if ((await handle.describe()).status.name !== 'RUNNING') return undefined;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
+}

@@ -5,6 +5,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import type { Config } from '../../common/config';
 import { RunbookError } from '../../common/errors';
 import { resolveSecret } from '../secrets';
+import { canonicalJson } from '../../common/canonical-json';
 
 export interface Signature {
   alg: 'ed25519';
@@ -16,15 +17,7 @@ export interface Signature {
 
 export type Signed<T> = T & { signature?: Signature };
 
-/** JSON with keys sorted at every level: the same object always gives the same bytes. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
+export { canonicalJson };
 
 const DOMAIN = 'redis-runbooks artifact v1\n';
 const bytesToSign = (obj: object) => {

@@ -34,6 +34,9 @@ import { digestAll, fillDataset } from '../support/dataset';
 import { failureOf } from '../support/failure';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startS3, type S3Server } from '../support/s3';
+import { signingKey } from '../support/signing';
+import { decide } from '../support/approvals';
+import { makePeople, peopleYaml } from '../support/people';
 import { workflowBundle } from '../support/temporal';
 import { startRestartableTemporal, type RestartableTemporal } from '../support/temporal-server';
 import { throttledProxy, type ThrottledProxy } from '../support/throttled-proxy';
@@ -44,6 +47,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // A temp dir of this file's own (and of the workers it starts): other files' restores run their
 // scratch servers meanwhile, and this file kills workers that leave theirs behind.
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rr-faults-orch-'));
+const signing = signingKey(dir);
+const people = makePeople(dir, ['requester', 'alice']);
 process.env.TMPDIR = path.join(dir, 'tmp');
 mkdirSync(process.env.TMPDIR);
 process.env.FAULT_ORCH_S3_KEY = 'runbook-test';
@@ -78,7 +83,7 @@ function configText(address: string, taskQueue: string): string {
   const url = (name: string) => servers[name]!.url;
   return `
 temporal: { address: "${address}", taskQueue: ${taskQueue} }
-storage:
+${signing.yaml}${peopleYaml(people)}storage:
   disk: { type: local, path: ${dir}/backups }
   offsite:
     type: s3
@@ -229,12 +234,15 @@ function backup(client: Client, s: Setup, target: string): Promise<BackupReport>
   });
 }
 
-function startRestore(client: Client, s: Setup, target: string, from: string): Promise<WorkflowHandle> {
-  return client.workflow.start('restoreRedis', {
+/** Starts a restore and signs its request as requester once it has a plan (in the background, as a person would). */
+async function startRestore(client: Client, s: Setup, target: string, from: string): Promise<WorkflowHandle> {
+  const handle = await client.workflow.start('restoreRedis', {
     taskQueue: s.taskQueue,
     workflowId: `restore/${target}`,
-    args: [{ target, from, reason: 'fault test', requestedBy: 'requester' }],
+    args: [{ target, from, reason: 'fault test' }],
   });
+  decide(handle, people.requester, 'request').catch(() => undefined);
+  return handle;
 }
 
 async function step(handle: WorkflowHandle): Promise<string> {
@@ -416,7 +424,7 @@ describe.concurrent('the orchestration under faults', () => {
 
         const handle = await startRestore(clientA, s, 'live', taken.backupId);
         await awaitingApproval(handle);
-        await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+        await decide(handle, people.alice, 'approve');
         await until(
           'the target to load the backup',
           async () => (await step(handle)) === 'make live' && (await c.info('replication')).includes('role:slave'),
@@ -492,7 +500,7 @@ describe.concurrent('the orchestration under faults', () => {
 
         const handle = await startRestore(clientB, s, 'safety', taken.backupId);
         await awaitingApproval(handle);
-        await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+        await decide(handle, people.alice, 'approve');
         const safetyId = `restore/safety/safety/${(await handle.describe()).runId}`;
         await until('the safety backup to capture', async () => {
           if ((await step(handle)) !== 'safety backup') return false;
@@ -536,7 +544,7 @@ describe.concurrent('the orchestration under faults', () => {
 
       const handle = await startRestore(clientB, s, 'verified', taken.backupId);
       await awaitingApproval(handle);
-      await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+      await decide(handle, people.alice, 'approve');
       await until('verification', async () => (await pendingActivity(clientB, handle.workflowId)) === 'verifyRestore', 60_000);
       await w.kill();
       w = await workerProcess(s);
@@ -585,7 +593,7 @@ describe.concurrent('the orchestration under faults', () => {
 
         const handle = await startRestore(clientB, s, 'resumed', taken.backupId);
         await awaitingApproval(handle);
-        await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+        await decide(handle, people.alice, 'approve');
         await until('the writer to be resumed', () => events().includes('resume-start'), 60_000);
         expect(appState()).toBe('T');
         // The host of the worker dies: the worker and the resume command it runs.
@@ -628,9 +636,9 @@ describe.concurrent('the orchestration under faults', () => {
         w = await workerProcess(s);
         // The killed worker still counts as a poller, and the workflow sits in its sticky cache: Temporal
         // hands the approval's query and update to the new worker once the old one missed its polls (~10 s).
-        const approved = await runCli(s.configFile, 'approve', 'restore/gate', '--as', 'alice');
+        const approved = await runCli(s.configFile, 'approve', 'restore/gate', '--key', people.alice.keyFile, '--yes');
         expect(approved.status, approved.stderr).toBe(0);
-        expect(approved.stdout).toMatch(/approved restore\/gate as alice/);
+        expect(approved.stdout).toMatch(/approved restore\/gate as alice \(key SHA256:/);
         const report = (await handle.result()) as RestoreReport;
 
         expect(report.outcome).toBe('restored');
@@ -698,7 +706,7 @@ describe.concurrent('the orchestration under faults', () => {
             const started = Date.now();
             return { ...(await runCli(s.configFile, ...args)), ms: Date.now() - started };
           };
-          const approve = await timed('approve', 'restore/idle', '--as', 'alice');
+          const approve = await timed('approve', 'restore/idle', '--key', people.alice.keyFile, '--yes');
           const status = await timed('status', 'restore/idle');
           expect(approve.status, approve.stderr).toBe(11);
           expect(approve.stderr).toMatch(/\[NO_WORKER\]/);

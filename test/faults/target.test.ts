@@ -26,6 +26,7 @@ import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { activityAttempt } from '../support/history';
 import { startWriter as startWriterProcess, type Writer } from '../support/writer';
+import { decide } from '../support/approvals';
 
 type ExpectFn = typeof import('vitest').expect;
 
@@ -209,7 +210,7 @@ const stepOf = async (h: WorkflowHandle) => (await h.query<RestoreStatus>('statu
 async function approvedRestore(target: Name, backupId: string): Promise<WorkflowHandle> {
   const handle = await t.startRestore({ target, from: backupId });
   await awaitingApproval(handle);
-  await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+  await decide(handle, t.people.alice, 'approve');
   return handle;
 }
 

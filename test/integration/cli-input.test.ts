@@ -79,9 +79,13 @@ const BAD_INPUT: Row[] = [
   [['restore', 'main', '--from', 'nope', '--reason', 'disk lost'], '--from: a backup id or "latest"'],
   [['restore', 'main', '--from', 'latest', '--reason', 'x'], '--reason: a reason of a few words'],
   [['restore', 'main', '--from', 'latest'], "required option '--reason <text>' not specified"],
-  [['approve', 'restore/main', '--as', 'a/b'], '--as: a name of letters'],
-  [['reject', 'restore/main', '--as', 'a b', '--reason', 'not now'], '--as: a name of letters'],
-  [['reject', 'restore/main', '--as', 'alice'], "required option '--reason <text>' not specified"],
+  [['approve', 'restore/main', '--as', 'alice'], "unknown option '--as'"],
+  [['approve', 'restore/main', '--key', '/nonexistent/id_ed25519', '--yes'], '--key: no such file /nonexistent/id_ed25519'],
+  [['approve', 'restore/main', '--key', '/etc/hostname', '--valid-for', 'a week'], '--valid-for: a duration'],
+  [['reject', 'restore/main', '--key', '/etc/hostname'], "required option '--reason <text>' not specified"],
+  [['restore', 'main', '--from', 'latest', '--reason', 'disk lost', '--key', '/nonexistent/k'], '--key: no such file /nonexistent/k'],
+  [['restore', 'main', '--from', 'latest', '--reason', 'disk lost'], 'a restore request is signed with your SSH key, and none was given'],
+  [['approve', 'restore/main', '--yes'], 'an approval is signed with your SSH key, and none was given'],
   [['dr', 'main', '--reason', 'disk lost', '--at', 'tomorrow'], '--at: a time such as'],
   [['dr', 'main', '--reason', 'disk lost', '--at', '2999-01-01T00:00:00Z'], '--at: a moment in the past'],
   [['dr', 'main', '--reason', 'disk lost', '--from', 'nope'], '--from: a backup id'],
@@ -110,9 +114,9 @@ const BAD_INPUT: Row[] = [
 // These once reached Temporal before refusing their input (exit 4 here, a refusal by the workflow or the
 // server with a live one): they must refuse first.
 const BAD_INPUT_CHECKED_FIRST: Row[] = [
-  [['reject', 'restore/main', '--as', 'alice', '--reason', ''], '--reason: '],
+  [['reject', 'restore/main', '--key', '/etc/hostname', '--reason', ''], '--reason: '],
   [['status', ''], 'workflowId'],
-  [['approve', '', '--as', 'alice'], '<workflowId>: '],
+  [['approve', '', '--key', '/etc/hostname'], '<workflowId>: '],
 ];
 
 async function expectRefused(args: string[], fragment: string): Promise<void> {

@@ -22,6 +22,7 @@ import { startRedis, type RedisProcess } from '../support/redis';
 import { startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { startS3, type S3Server } from '../support/s3';
 import { startWebhook, type WebhookServer } from '../support/webhook';
+import { decide } from '../support/approvals';
 
 let t: RestoreEnv;
 let redis: RedisProcess;
@@ -303,7 +304,7 @@ describe('drillRedis', () => {
     expect(report.rto.met).toBe(true);
     expect(report.objectivesMet).toBe(false);
     const alert = await hook.waitFor('objective-missed', since);
-    expect(alert.text).toMatch(/RPO .* > /);
+    expect(alert.text).toMatch(/RPO .* &gt; /); // Slack's escaping of >
     expect(alert.metadata.event_payload).toMatchObject({ target: 'laggard', objectivesMet: false });
   });
 });
@@ -393,7 +394,7 @@ describe('notifications', () => {
     const waiting = await hook.waitFor('restore-awaiting-approval', since);
     expect(waiting.text).toContain(`runbook approve ${handle.workflowId}`);
     expect(waiting.text).toContain('approvers: alice');
-    await handle.executeUpdate('reject', { args: [{ approver: 'alice', reason: 'only a test' }] });
+    await decide(handle, t.people.alice, 'reject', { comment: 'only a test' });
     const done = await hook.waitFor('restore-done', since);
     expect(done.metadata.event_payload).toMatchObject({ target: 'main', outcome: 'rejected' });
     expect((await handle.result()).outcome).toBe('rejected');

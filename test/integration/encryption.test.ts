@@ -19,6 +19,7 @@ import { toolPath } from '../../domain/tools';
 import { digestAll, fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startRestoreEnv, awaitingApproval, type RestoreEnv } from '../support/restore-env';
+import { decide } from '../support/approvals';
 
 const OLD_KEY = generateIdentity();
 const NEW_KEY = generateIdentity();
@@ -144,7 +145,7 @@ describe('encryption at rest', () => {
     await c.set('enc:probe', 'after');
     const handle = await t.startRestore({ target: 'old', from: r.backupId });
     await awaitingApproval(handle);
-    await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+    await decide(handle, t.people.alice, 'approve');
     await handle.result();
     expect(await c.get('enc:probe')).toBe('before');
   });

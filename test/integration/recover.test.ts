@@ -9,13 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../../domain/audit';
 import { restoreWorkDir } from '../../domain/restore/local-rdb';
 import { storeRegistry } from '../../domain/storage';
-import type { RecoverReport } from '../../common/drill-types';
+import type { RecoverReport, RecoverStatus } from '../../common/drill-types';
 import { artifactKeys, type BackupReport } from '../../common/types';
 import { digestAll, fillDataset } from '../support/dataset';
 import { runCli } from '../support/cli';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { startS3, type S3Server } from '../support/s3';
+import { decide } from '../support/approvals';
 
 let t: RestoreEnv;
 let prod: RedisProcess;
@@ -69,12 +70,27 @@ afterAll(async () => {
   await s3?.stop();
 });
 
-const recover = (args: Record<string, unknown>) =>
-  t.env.client.workflow.start('recoverRedis', {
+/** Starts a recovery and, as `runbook dr` does, signs its restore's request (as requester) once there is one. */
+const recover = async (args: Record<string, unknown>) => {
+  const handle = await t.env.client.workflow.start('recoverRedis', {
     taskQueue: t.taskQueue,
     workflowId: `dr/test/${++seq}`,
     args: [{ reason: 'test recovery', requestedBy: 'requester', ...args }],
   });
+  if (!args.dryRun) {
+    void (async () => {
+      for (let i = 0; i < 600; i++) {
+        const s = await handle.query<RecoverStatus>('status').catch(() => undefined);
+        if (s?.restoreWorkflowId && s.restoreRunId) {
+          return decide(t.env.client.workflow.getHandle(s.restoreWorkflowId, s.restoreRunId), t.people.requester, 'request');
+        }
+        if (s && ['failed', 'cancelled', 'done', 'dry-run'].includes(s.step)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })().catch(() => undefined);
+  }
+  return handle;
+};
 
 const plan = async (args: Record<string, unknown>) => (await recover({ ...args, dryRun: true })).result() as Promise<RecoverReport>;
 
@@ -157,7 +173,7 @@ describe('recoverRedis', () => {
     const restore = t.env.client.workflow.getHandle('restore/prod');
     await waitForChild(handle);
     await awaitingApproval(restore);
-    await restore.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+    await decide(restore, t.people.alice, 'approve');
     const r = (await handle.result()) as RecoverReport;
     expect(r.outcome).toBe('recovered');
     expect(r.restore?.outcome).toBe('restored');
@@ -179,15 +195,15 @@ describe('recoverRedis', () => {
     const prodBefore = await digestAll(prod.client());
     const handle = await recover({ target: 'prod', to: 'staging', from: b2.backupId });
     // Approved through the recovery's own id: the CLI finds its restore.
-    const approved = await cli('approve', handle.workflowId, '--as', 'alice');
+    const approved = await cli('approve', handle.workflowId, '--key', t.people.alice.keyFile, '--yes');
     expect(approved.stderr).toBe('');
-    expect(approved.stdout).toContain('approved restore/staging as alice');
+    expect(approved.stdout).toContain('approved restore/staging as alice (key SHA256:');
     const r = (await handle.result()) as RecoverReport;
     expect(r).toMatchObject({ outcome: 'recovered', to: 'staging' });
     expect(await digestAll(staging.client())).toEqual(prodBefore);
     expect(await digestAll(prod.client())).toEqual(prodBefore);
     // Its id approves nothing more once it has ended.
-    const late = await cli('approve', handle.workflowId, '--as', 'alice');
+    const late = await cli('approve', handle.workflowId, '--key', t.people.alice.keyFile, '--yes');
     expect(late.status).toBe(9);
     expect(late.stderr).toContain('is completed: nothing waits for approval');
   });

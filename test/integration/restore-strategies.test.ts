@@ -13,6 +13,7 @@ import { toolPath } from '../../domain/tools';
 import { digestAll, fillDataset } from '../support/dataset';
 import { freePort, startRedis, waitLoaded, writeDaemonConf, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
+import { decide } from '../support/approvals';
 
 const PASSWORD_ENV = 'RR_STRATEGIES_TARGET_PASSWORD';
 const PASSWORD = 'target-secret';
@@ -77,7 +78,7 @@ async function shutdownNosave(c: Redis, port: number): Promise<void> {
 async function restoreApproved(target: string, backupId: string) {
   const handle = await t.startRestore({ target, from: backupId });
   await awaitingApproval(handle);
-  await handle.executeUpdate('approve', { args: [{ approver: 'alice', comment: 'go' }] });
+  await decide(handle, t.people.alice, 'approve', { comment: 'go' });
   return handle;
 }
 

@@ -14,6 +14,8 @@ import { digestAll, fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { startWriter as startWriterProcess, type Writer } from '../support/writer';
+import { decide } from '../support/approvals';
+import { sshFingerprint } from '../../domain/trust/sshsig';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CRASH_QUEUE = 'restore-writers-crash';
@@ -150,10 +152,10 @@ async function seed(r: RedisProcess): Promise<Record<string, string>> {
   return digestAll(c);
 }
 
-async function approved(target: string, requestedBy = 'requester') {
-  const handle = await t.startRestore({ target, from: 'latest', requestedBy });
+async function approved(target: string, requestAs: 'requester' | 'carol' = 'requester') {
+  const handle = await t.startRestore({ target, from: 'latest', requestAs });
   await awaitingApproval(handle);
-  await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+  await decide(handle, t.people.alice, 'approve');
   return handle;
 }
 
@@ -295,30 +297,30 @@ describe('the CLI gate', () => {
         'latest',
         '--reason',
         'bad deploy wrote junk',
-        '--requested-by',
-        'carol',
+        '--key',
+        t.people.carol.keyFile,
       );
       expect(started.code, started.stderr).toBe(0);
       expect(started.stdout).toMatch(/restore plan for cli/);
       expect(started.stdout).toMatch(/started restore\/cli; it waits for approval/);
 
       const [again, self, stranger] = await Promise.all([
-        runbook(cfg, 'restore', 'cli', '--from', 'latest', '--reason', 'me too please', '--requested-by', 'dave'),
-        runbook(cfg, 'approve', 'restore/cli', '--as', 'carol'),
-        runbook(cfg, 'approve', 'restore/cli', '--as', 'mallory'),
+        runbook(cfg, 'restore', 'cli', '--from', 'latest', '--reason', 'me too please', '--key', t.people.dave.keyFile),
+        runbook(cfg, 'approve', 'restore/cli', '--key', t.people.carol.keyFile, '--yes'),
+        runbook(cfg, 'approve', 'restore/cli', '--key', t.people.mallory.keyFile, '--yes'),
       ]);
       expect(again.code, again.stderr).toBe(9);
       expect(again.stderr).toMatch(/already running: restore\/cli/);
       expect(self.code, self.stderr).toBe(9);
       expect(self.stderr).toMatch(/four eyes/);
       expect(stranger.code, stranger.stderr).toBe(9);
-      expect(stranger.stderr).toMatch(/mallory may not approve/);
+      expect(stranger.stderr).toMatch(/mallory \(key SHA256:[^)]+\) may not decide/);
 
       const handle = t.env.client.workflow.getHandle('restore/cli');
       expect((await handle.query<RestoreStatus>('status')).decisions).toEqual([]);
-      const yes = await runbook(cfg, 'approve', 'restore/cli', '--as', 'alice', '--comment', 'checked');
+      const yes = await runbook(cfg, 'approve', 'restore/cli', '--key', t.people.alice.keyFile, '--yes', '--comment', 'checked');
       expect(yes.code, yes.stderr).toBe(0);
-      expect(yes.stdout).toMatch(/approved restore\/cli as alice/);
+      expect(yes.stdout).toMatch(/approved restore\/cli as alice \(key SHA256:/);
       const report = (await handle.result()) as RestoreReport;
       expect(report.outcome).toBe('restored');
       expect(report.requestedBy).toBe('carol');
@@ -333,7 +335,7 @@ describe('the CLI gate', () => {
         .split('\n')
         .map((l) => JSON.parse(l) as { event: string; actor: string; identity?: string });
       expect(events.map((e) => `${e.event}:${e.actor}`)).toEqual(['requested:carol', 'approved:alice', 'restored:carol']);
-      expect(events[1]!.identity).toMatch(/^runbook-cli@/);
+      expect(events[1]!.identity).toBe(sshFingerprint(t.people.alice.publicKey));
 
       await c.set('k', 'v3');
       const [dry, malformed] = await Promise.all([
@@ -378,10 +380,11 @@ describe('a worker killed mid-restore', () => {
     const handle = await t.env.client.workflow.start('restoreRedis', {
       taskQueue: CRASH_QUEUE,
       workflowId: 'restore/wcrash',
-      args: [{ target: 'wcrash', from: 'latest', reason: 'worker crash test', requestedBy: 'requester' }],
+      args: [{ target: 'wcrash', from: 'latest', reason: 'worker crash test' }],
     });
     await awaitingApproval(handle, 60_000);
-    await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+    await decide(handle, t.people.requester, 'request');
+    await decide(handle, t.people.alice, 'approve');
     await until(
       'the target to replicate the backup',
       async () =>

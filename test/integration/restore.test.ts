@@ -2,7 +2,8 @@
 // and an approved restore brings the backed-up data back exactly.
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RestoreReport } from '../../common/restore-types';
+import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
+import { decide } from '../support/approvals';
 import { readAudit } from '../../domain/audit';
 import { storeRegistry } from '../../domain/storage';
 import { digestAll, fillDataset } from '../support/dataset';
@@ -47,7 +48,7 @@ describe('restoreRedis', () => {
     await c.set('added:after', 'x');
     const handle = await t.startRestore({ target: 'main', from: backup.backupId });
     await awaitingApproval(handle);
-    await handle.executeUpdate('approve', { args: [{ approver: 'alice', comment: 'go' }] });
+    await decide(handle, t.people.alice, 'approve', { comment: 'go' });
     const report = (await handle.result()) as RestoreReport;
 
     expect(report.outcome).toBe('restored');
@@ -55,6 +56,7 @@ describe('restoreRedis', () => {
     expect(await c.exists('added:after')).toBe(0);
     expect(await digestAll(c)).toEqual(before);
     expect(report.decisions.map((d) => `${d.decision}:${d.approver}`)).toEqual(['approve:alice']);
+    expect(report.requestedBy).toBe('requester');
     expect(report.safetyBackupId).toMatch(/^main-/);
     expect(report.verification?.every((v) => v.ok)).toBe(true);
     expect(report.steps.map((s) => s.name)).toEqual([
@@ -84,7 +86,7 @@ describe('restoreRedis', () => {
     const handle = await t.env.client.workflow.start('restoreRedis', {
       taskQueue: t.taskQueue,
       workflowId: `restore-plan/main/${Date.now()}`,
-      args: [{ target: 'main', from: backup.backupId, reason: 'look', requestedBy: 'me', dryRun: true }],
+      args: [{ target: 'main', from: backup.backupId, reason: 'look', dryRun: true }],
     });
     const report = (await handle.result()) as RestoreReport;
     expect(report.outcome).toBe('dry-run');
@@ -93,20 +95,21 @@ describe('restoreRedis', () => {
     expect(await c.get('dry')).toBe('after');
   });
 
-  it('refuses an approver not in the list and the requester approving their own restore, recording nothing', async () => {
+  it('refuses an approver not in the list and the requester approving their own restore, counting nothing', async () => {
     const c = gated.client();
     await c.set('k', 'v1');
     const backup = await t.backup('gated');
     await c.set('k', 'v2');
-    const handle = await t.startRestore({ target: 'gated', from: backup.backupId, requestedBy: 'alice' });
+    const handle = await t.startRestore({ target: 'gated', from: backup.backupId, requestAs: 'alice' });
     await awaitingApproval(handle);
-    await expect(handle.executeUpdate('approve', { args: [{ approver: 'mallory' }] })).rejects.toThrow(WorkflowUpdateFailedError);
-    const self = await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] }).catch((e: WorkflowUpdateFailedError) => e);
+    await expect(decide(handle, t.people.mallory, 'approve')).rejects.toThrow(WorkflowUpdateFailedError);
+    const self = await decide(handle, t.people.alice, 'approve').catch((e: WorkflowUpdateFailedError) => e);
     expect((self as WorkflowUpdateFailedError).cause?.message).toMatch(/four eyes/);
-    const status = await handle.query<{ decisions: unknown[] }>('status');
+    const status = await handle.query<RestoreStatus>('status');
     expect(status.decisions).toEqual([]);
+    expect(status.refused.map((r) => r.why).join('\n')).toMatch(/mallory.*may not decide/);
     // Two approvals are required; one is not enough, and the run expires: nothing touched.
-    await handle.executeUpdate('approve', { args: [{ approver: 'bob' }] });
+    await decide(handle, t.people.bob, 'approve');
     const report = (await handle.result()) as RestoreReport;
     expect(report.outcome).toBe('expired');
     expect(report.targetState).toMatch(/untouched/);
@@ -120,7 +123,7 @@ describe('restoreRedis', () => {
     await c.set('k', 'v4');
     const handle = await t.startRestore({ target: 'gated', from: backup.backupId });
     await awaitingApproval(handle);
-    await handle.executeUpdate('reject', { args: [{ approver: 'bob', reason: 'wrong backup' }] });
+    await decide(handle, t.people.bob, 'reject', { comment: 'wrong backup' });
     const report = (await handle.result()) as RestoreReport;
     expect(report.outcome).toBe('rejected');
     expect(report.decisions[0]).toMatchObject({ approver: 'bob', decision: 'reject', comment: 'wrong backup' });
@@ -132,7 +135,7 @@ describe('restoreRedis', () => {
     const first = await t.startRestore({ target: 'gated', from: backup.backupId });
     await awaitingApproval(first);
     await expect(t.startRestore({ target: 'gated', from: backup.backupId })).rejects.toThrow(/already started|AlreadyStarted/i);
-    await first.executeUpdate('reject', { args: [{ approver: 'alice', reason: 'test over' }] });
+    await decide(first, t.people.alice, 'reject', { comment: 'test over' });
     await first.result();
   });
 });

@@ -14,6 +14,7 @@ import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/r
 import { startS3, type S3Server } from '../support/s3';
 import { stallingProxy, type StallingProxy } from '../support/stalling-proxy';
 import { activityAttempt } from '../support/history';
+import { decide } from '../support/approvals';
 
 let t: RestoreEnv;
 let remote: RedisProcess;
@@ -115,7 +116,7 @@ describe('a failure after a verified restore', () => {
     await c.set('k', 'changed');
     const handle = await t.startRestore({ target: 'local', from: backup.backupId });
     await awaitingApproval(handle);
-    await handle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+    await decide(handle, t.people.alice, 'approve');
     const report = (await handle.result()) as RestoreReport;
 
     expect(report.outcome).toBe('restored');

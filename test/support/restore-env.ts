@@ -9,6 +9,9 @@ import { storeRegistry } from '../../domain/storage';
 import { parseConfig, type Config } from '../../common/config';
 import type { BackupReport } from '../../common/types';
 import type { RestoreInput } from '../../common/restore-types';
+import { decide, TEST_PEOPLE, type TestPeople } from './approvals';
+import { makePeople, peopleYaml } from './people';
+import { signingKey, type TestSigningKey } from './signing';
 import { startTemporal, workflowBundle } from './temporal';
 
 export interface RestoreEnv {
@@ -17,10 +20,20 @@ export interface RestoreEnv {
   taskQueue: string;
   config: Config;
   configFile: string;
+  /** The worker's signing key (signing.key, and its public half in signing.trust). */
+  signing: TestSigningKey;
+  /** People with real SSH keys, in the config's `people:`: requester, alice, bob, carol, dave, mallory. */
+  people: TestPeople;
   backup(target: string): Promise<BackupReport>;
+  /**
+   * Starts a restore and, once it has a plan, signs its request as `requestAs` (default: requester),
+   * as `runbook restore` does; `requestAs: null` leaves the request to the test.
+   */
   startRestore(
-    input: Omit<RestoreInput, 'reason' | 'requestedBy'> & Partial<RestoreInput>,
+    input: Omit<RestoreInput, 'reason'> & Partial<RestoreInput> & { requestAs?: keyof TestPeople | null },
   ): ReturnType<TestWorkflowEnvironment['client']['workflow']['start']>;
+  /** Signs and sends an approval (or rejection) of the restore of `target` as `person`. */
+  decide(target: string, person: keyof TestPeople, kind?: 'approve' | 'reject', comment?: string): Promise<unknown>;
   /** Starts a worker in this process (again after stopWorker). */
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
@@ -38,6 +51,8 @@ export async function startRestoreEnv(
 ): Promise<RestoreEnv> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `rr-${taskQueue}-`));
   const env = await startTemporal();
+  const signing = signingKey(dir);
+  const people = makePeople(dir, TEST_PEOPLE);
   const text = `
 temporal: { address: "${env.address}", taskQueue: ${taskQueue} }
 storage:
@@ -45,7 +60,7 @@ storage:
 ${more.storage ?? ''}
 targets:
 ${targets(dir)}
-${more.top ?? ''}`;
+${signing.yaml}${peopleYaml(people)}${more.top ?? ''}`;
   const configFile = path.join(dir, 'runbook.yaml');
   writeFileSync(configFile, text);
   const config = parseConfig(text, configFile);
@@ -58,14 +73,24 @@ ${more.top ?? ''}`;
     taskQueue,
     config,
     configFile,
+    signing,
+    people,
     backup: (target) =>
       env.client.workflow.execute('backupRedis', { taskQueue, workflowId: `backup/${target}/t${++seq}-${Date.now()}`, args: [{ target }] }),
-    startRestore: (input) =>
-      env.client.workflow.start('restoreRedis', {
+    async startRestore({ requestAs, ...input }) {
+      const handle = await env.client.workflow.start('restoreRedis', {
         taskQueue,
         workflowId: `restore/${input.target}`,
-        args: [{ reason: 'test restore', requestedBy: 'requester', ...input }],
-      }),
+        args: [{ reason: 'test restore', ...input }],
+      });
+      if (!input.dryRun && requestAs !== null) {
+        // In the background, as a person would: the test goes on to approve, which waits for it.
+        decide(handle, people[requestAs ?? 'requester'], 'request').catch(() => undefined);
+      }
+      return handle;
+    },
+    decide: (target, person, kind = 'approve', comment) =>
+      decide(env.client.workflow.getHandle(`restore/${target}`), people[person], kind, comment ? { comment } : {}),
     async startWorker() {
       worker = await Worker.create({
         connection: env.nativeConnection,
