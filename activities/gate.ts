@@ -16,6 +16,7 @@ import {
 } from '../common/approval-statement';
 import { targetOf } from '../common/config';
 import { RunbookError } from '../common/errors';
+import { appendAudit } from '../domain/audit';
 import { verifyStatement } from '../domain/trust/people';
 import type { Deps } from './deps';
 
@@ -85,7 +86,22 @@ export function createGate(deps: Deps) {
     const cached = proven.get(r.runId);
     if (cached && cached.approved.plan.target === target && Date.now() - cached.at < PROVEN_FOR_MS) return cached.approved;
     const rule = targetOf(config, target).restore;
-    const refuse = (why: string): never => {
+    const refuse = async (why: string): Promise<never> => {
+      // The attempt is on record: who tried what, for which run, and why it was refused.
+      await appendAudit(
+        deps,
+        {
+          at: new Date().toISOString(),
+          target,
+          workflowId: r.workflowId,
+          runId: r.runId,
+          action: 'restore',
+          event: 'refused',
+          actor: `worker gate (${r.workflowType})`,
+          detail: `${r.activity}: ${why}`,
+        },
+        `${r.runId}/${Context.current().info.activityId}/refused`,
+      ).catch(() => undefined);
       throw new RunbookError(
         'GATE_REFUSED',
         `the worker refuses ${r.activity} on ${target} for ${r.workflowType} ${r.workflowId} (run ${r.runId}): ${why}`,

@@ -21,6 +21,7 @@ import type { RestoreReport } from '../common/restore-types';
 import { startRedis, type RedisProcess } from './lib/redis-server';
 import { HISTORY_WORKFLOW_IDS, historyAsJson, type HistoryName } from '../test/support/histories';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../test/support/restore-env';
+import { decide } from '../test/support/approvals';
 
 const outDir = fileURLToPath(new URL('../test/histories/', import.meta.url));
 const SCENARIO_TIMEOUT_MS = 90_000;
@@ -113,7 +114,7 @@ async function record(t: RestoreEnv, main: RedisProcess, rollback: RedisProcess,
   const restore = await t.startRestore({ target: 'main', from: backup.backupId, reason: 'replay history: approved restore' });
   expectThat(restore.workflowId === WORKFLOW_IDS['restore-approved'], 'the restore id', restore.workflowId);
   await awaitingApproval(restore);
-  await restore.executeUpdate('approve', { args: [{ approver: 'alice', comment: 'go' }] });
+  await decide(restore, t.people.alice, 'approve', { comment: 'go' });
   const restored = (await within('restore-approved', restore.result())) as RestoreReport;
   expectThat(restored.outcome === 'restored', 'the approved restore should end restored', restored);
   expectThat((await c.get('test_key')) === 'test_value', 'the restore should bring test_key back', await c.get('test_key'));
@@ -131,7 +132,7 @@ async function record(t: RestoreEnv, main: RedisProcess, rollback: RedisProcess,
     reason: 'replay history: rolled back restore',
   });
   await awaitingApproval(failing);
-  await failing.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+  await decide(failing, t.people.alice, 'approve');
   const failure = await within('restore-rollback', failureOf(failing));
   const failedReport = failure.details?.[0] as RestoreReport | undefined;
   expectThat(
@@ -166,7 +167,8 @@ async function record(t: RestoreEnv, main: RedisProcess, rollback: RedisProcess,
   expectThat(child.restoreWorkflowId === WORKFLOW_IDS['recover-restore'], "the recovery's restore id", child);
   const childHandle = client.workflow.getHandle(child.restoreWorkflowId, child.restoreRunId);
   await awaitingApproval(childHandle);
-  await childHandle.executeUpdate('approve', { args: [{ approver: 'alice' }] });
+  await decide(childHandle, t.people.requester, 'request');
+  await decide(childHandle, t.people.alice, 'approve');
   const recovered = (await within('recover', recover.result())) as RecoverReport;
   expectThat(
     recovered.outcome === 'recovered' && recovered.restore?.outcome === 'restored',

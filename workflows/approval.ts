@@ -17,7 +17,7 @@ import {
 import type { AuditEvent } from '../common/audit';
 import type { Decision, RestoreInput, RestorePlan, RestoreStatus } from '../common/restore-types';
 import { fail } from '../common/errors';
-import { quick, records } from './shared';
+import { messageOf, quick, records } from './shared';
 
 export const requestUpdate = defineUpdate<RestoreStatus, [SignedStatement]>('request');
 export const approveUpdate = defineUpdate<Decision[], [SignedStatement]>('approve');
@@ -95,8 +95,7 @@ export function approvalGate(input: RestoreInput, status: RestoreStatus) {
     try {
       return await quick.verifyStatement({ kind, signed });
     } catch (err) {
-      status.refused.push({ kind, at: new Date().toISOString(), why: (err as Error).message });
-      throw err;
+      return refuse(kind, messageOf(err));
     }
   };
   // An update handler fails its update only with an ApplicationFailure (any other error would fail the workflow task).

@@ -10,7 +10,7 @@ import { parseConfig, type Config } from '../../common/config';
 import type { BackupReport } from '../../common/types';
 import type { RestoreInput } from '../../common/restore-types';
 import { decide, TEST_PEOPLE, type TestPeople } from './approvals';
-import { makePeople, peopleYaml } from './people';
+import { makePeople, peopleYaml, type TestPerson } from './people';
 import { signingKey, type TestSigningKey } from './signing';
 import { startTemporal, workflowBundle } from './temporal';
 
@@ -24,6 +24,8 @@ export interface RestoreEnv {
   signing: TestSigningKey;
   /** People with real SSH keys, in the config's `people:`: requester, alice, bob, carol, dave, mallory. */
   people: TestPeople;
+  /** dave's second key. */
+  daveAlt: TestPerson;
   backup(target: string): Promise<BackupReport>;
   /**
    * Starts a restore and, once it has a plan, signs its request as `requestAs` (default: requester),
@@ -53,6 +55,12 @@ export async function startRestoreEnv(
   const env = await startTemporal();
   const signing = signingKey(dir);
   const people = makePeople(dir, TEST_PEOPLE);
+  // dave has a second key: one person with two keys is still one person.
+  const daveAlt = makePeople(dir, ['dave-alt'])['dave-alt'];
+  const peopleSection = peopleYaml(people).replace(
+    /^  dave:\n    keys: \[(.*)\]$/m,
+    (_, key: string) => `  dave:\n    keys: [${key}, ${JSON.stringify(daveAlt.publicKey)}]`,
+  );
   const text = `
 temporal: { address: "${env.address}", taskQueue: ${taskQueue} }
 storage:
@@ -60,7 +68,7 @@ storage:
 ${more.storage ?? ''}
 targets:
 ${targets(dir)}
-${signing.yaml}${peopleYaml(people)}${more.top ?? ''}`;
+${signing.yaml}${peopleSection}${more.top ?? ''}`;
   const configFile = path.join(dir, 'runbook.yaml');
   writeFileSync(configFile, text);
   const config = parseConfig(text, configFile);
@@ -75,6 +83,7 @@ ${signing.yaml}${peopleYaml(people)}${more.top ?? ''}`;
     configFile,
     signing,
     people,
+    daveAlt,
     backup: (target) =>
       env.client.workflow.execute('backupRedis', { taskQueue, workflowId: `backup/${target}/t${++seq}-${Date.now()}`, args: [{ target }] }),
     async startRestore({ requestAs, ...input }) {
