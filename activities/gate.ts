@@ -14,6 +14,7 @@ import {
   type Statement,
   type StatementKind,
 } from '../common/approval-statement';
+import type { AuditEvent } from '../common/audit';
 import { targetOf } from '../common/config';
 import { RunbookError } from '../common/errors';
 import { appendAudit } from '../domain/audit';
@@ -77,17 +78,11 @@ export function createGate(deps: Deps) {
     return out;
   }
 
-  /**
-   * The approvals this run holds for a restore of `target`, verified here; refused (GATE_REFUSED) when
-   * there is no signed request, a valid rejection, or fewer valid approvals than the target requires.
-   */
-  async function approvedRun(target: string): Promise<Approved> {
-    const r = run();
-    const cached = proven.get(r.runId);
-    if (cached && cached.approved.plan.target === target && Date.now() - cached.at < PROVEN_FOR_MS) return cached.approved;
-    const rule = targetOf(config, target).restore;
-    const refuse = async (why: string): Promise<never> => {
-      // The attempt is on record: who tried what, for which run, and why it was refused.
+  /** Refuses, on record: who tried what, for which run, and why. */
+  const refuser =
+    (target: string) =>
+    async (why: string): Promise<never> => {
+      const r = run();
       await appendAudit(
         deps,
         {
@@ -108,6 +103,10 @@ export function createGate(deps: Deps) {
         'a restore changes a target only after people the worker trusts have signed its request and approvals (`runbook restore`, `runbook approve`)',
       );
     };
+
+  /** Every statement sent to this run that verifies and binds to it, and why the others do not. */
+  async function evidence() {
+    const r = run();
     const checked: { kind: StatementKind; statement: Statement; signer: Signer }[] = [];
     const problems: string[] = [];
     for (const a of await statementsOf(r.workflowId, r.runId)) {
@@ -129,36 +128,82 @@ export function createGate(deps: Deps) {
       }
     }
     const request = checked.find((c) => c.kind === 'request');
+    const samePlan = (s: Statement) => JSON.stringify(s.plan) === JSON.stringify(request?.statement.plan);
+    // Decisions count only about the request's plan, and from people the target's rule lets decide.
+    const eligible = (target: string) => {
+      const rule = targetOf(config, target).restore;
+      return checked.filter(
+        (d) =>
+          request &&
+          d.kind !== 'request' &&
+          samePlan(d.statement) &&
+          rule.approvers.includes(d.signer.person) &&
+          d.signer.fingerprint !== request.signer.fingerprint &&
+          (rule.allowSelfApproval || d.signer.person !== request.signer.person),
+      );
+    };
+    return { request, eligible, problems };
+  }
+
+  /**
+   * The approvals this run holds for a restore of `target`, verified here; refused (GATE_REFUSED) when
+   * there is no signed request, a valid rejection, or fewer valid approvals than the target requires.
+   */
+  async function approvedRun(target: string): Promise<Approved> {
+    const r = run();
+    const cached = proven.get(r.runId);
+    if (cached && cached.approved.plan.target === target && Date.now() - cached.at < PROVEN_FOR_MS) return cached.approved;
+    const rule = targetOf(config, target).restore;
+    const refuse = refuser(target);
+    const { request, eligible, problems } = await evidence();
     if (!request) return refuse(`it holds no valid signed request${problems.length ? ` (${problems.join('; ')})` : ''}`);
     const plan = request.statement.plan;
     if (plan.target !== target) return refuse(`its signed request is for target ${plan.target}`);
     if (plan.strategy !== rule.strategy)
       return refuse(`its signed request is for strategy ${plan.strategy}, the target is configured for ${rule.strategy}`);
-    const requester = request.signer;
-    const samePlan = (s: Statement) => JSON.stringify(s.plan) === JSON.stringify(plan);
-    const decisions = checked.filter((c) => c.kind !== 'request' && samePlan(c.statement));
-    const eligible = decisions.filter(
-      (d) =>
-        rule.approvers.includes(d.signer.person) &&
-        d.signer.fingerprint !== requester.fingerprint &&
-        (rule.allowSelfApproval || d.signer.person !== requester.person),
-    );
-    const rejection = eligible.find((d) => d.kind === 'reject');
+    const decisions = eligible(target);
+    const rejection = decisions.find((d) => d.kind === 'reject');
     if (rejection) return refuse(`${rejection.signer.person} rejected it`);
-    const approvers = [...new Map(eligible.filter((d) => d.kind === 'approve').map((d) => [d.signer.person, d.signer])).values()];
+    const approvers = [...new Map(decisions.filter((d) => d.kind === 'approve').map((d) => [d.signer.person, d.signer])).values()];
     if (approvers.length < rule.approvals) {
       return refuse(
         `it holds ${approvers.length} valid approval(s) of ${rule.approvals} required (approvers: ${rule.approvers.join(', ')})` +
           (problems.length ? `; not counted: ${problems.join('; ')}` : ''),
       );
     }
-    const approved: Approved = { workflowId: r.workflowId, runId: r.runId, plan, requester, approvers };
+    const approved: Approved = { workflowId: r.workflowId, runId: r.runId, plan, requester: request.signer, approvers };
     proven.set(r.runId, { approved, at: Date.now() });
     return approved;
   }
 
+  /**
+   * An audit record that claims a person's decision (requested, approved, rejected) or a restore's
+   * outcome is written only when this run's history holds that person's valid signed statement (or,
+   * for "restored", the approvals): the trail cannot be told what nobody signed.
+   */
+  async function checkAuditClaim(e: AuditEvent): Promise<void> {
+    if (e.action !== 'restore' || !['requested', 'approved', 'rejected', 'restored'].includes(e.event)) return;
+    if (e.event === 'restored') {
+      const approved = await approvedRun(e.target);
+      if (approved.requester.person !== e.actor)
+        await refuser(e.target)(`a "restored" record names ${e.actor}, but ${approved.requester.person} signed the request`);
+      return;
+    }
+    const { request, eligible, problems } = await evidence();
+    const signed =
+      e.event === 'requested'
+        ? request && request.signer.person === e.actor && request.statement.plan.target === e.target
+        : eligible(e.target).some((d) => d.kind === (e.event === 'approved' ? 'approve' : 'reject') && d.signer.person === e.actor);
+    if (!signed) {
+      await refuser(e.target)(
+        `an "${e.event}" record names ${e.actor}, but this run holds no valid statement of theirs${problems.length ? ` (${problems.join('; ')})` : ''}`,
+      );
+    }
+  }
+
   return {
     approvedRun,
+    checkAuditClaim,
     run,
     /** A statement sent to a restore: signed by a key of a known person, and for the run it was sent to. */
     verifyStatement(input: { kind: StatementKind; signed: SignedStatement }): Signer {

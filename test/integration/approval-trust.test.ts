@@ -204,4 +204,30 @@ describe('the worker enforces the gate itself', () => {
       },
     );
   }
+
+  it(
+    'refuses to record an approval that nobody signed: a forged "approved by carol" never reaches the trail',
+    { timeout: 90_000 },
+    async () => {
+      const out = await rogueActivity(t.env.client, {
+        workerQueue: t.taskQueue,
+        activity: 'recordAudit',
+        input: {
+          at: new Date().toISOString(),
+          target: 'two',
+          workflowId: 'restore/two',
+          runId: 'made-up',
+          action: 'restore',
+          event: 'approved',
+          actor: 'carol',
+          detail: 'looks good',
+        },
+      });
+      expect(out.failureType).toBe('GATE_REFUSED');
+      expect(out.message).toMatch(/an "approved" record names carol, but this run holds no valid statement of theirs/);
+      const trail = await readAudit(t.config, storeRegistry(t.config), 'two');
+      expect(trail.some((e) => e.event === 'approved' && e.actor === 'carol')).toBe(false);
+      expect(trail.some((e) => e.event === 'refused' && e.detail?.includes('carol'))).toBe(true);
+    },
+  );
 });
