@@ -1,6 +1,6 @@
 // The audit trail: every request, decision and outcome of a gated runbook, one immutable record each,
 // chained per target (domain/audit.ts). Pure types and text helpers, for the CLI and the workflows.
-import type { Signature } from '../domain/trust/signing';
+import type { Signature } from './signature';
 
 export interface AuditEvent {
   at: string;
@@ -76,6 +76,7 @@ export interface AuditVerification {
  * separators and bidirectional overrides (which reorder what a terminal shows) as \uNNNN.
  */
 export function escapeControls(text: string): string {
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
   return text.replace(/[\u0000-\u001f\u007f-\u009f\\\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
     if (c === '\n') return '\\n';
     if (c === '\\') return '\\\\';

@@ -2,6 +2,7 @@
 // HTML report. No secrets here: all of it lands in history and in the stored reports.
 import type { KeyspaceDb } from './types';
 import type { RestoreReport } from './restore-types';
+import type { Signature } from './signature';
 
 export interface DrillInput {
   target: string;
@@ -83,6 +84,8 @@ export interface DrillReport {
   /** met: neither the newest backup's age nor the largest gap exceeds the objective. */
   rpo: RpoFigures & { objectiveMs: number; met: boolean };
   objectivesMet: boolean;
+  /** The worker's signature over the rest, added when it is stored: only a signed report counts. */
+  signature?: Signature;
 }
 
 export const drillReportKeys = (target: string, drillId: string) => ({

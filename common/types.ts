@@ -1,5 +1,7 @@
 // Types both sides of Temporal share: workflow inputs and results, and what is stored with a backup.
 // Nothing here may hold a secret: all of it lands in workflow history or in manifests.
+import type { Signature } from './signature';
+
 export const TASK_QUEUE = 'redis-runbooks';
 export const TOOL_NAME = 'redis-runbooks';
 
@@ -62,6 +64,11 @@ export interface CaptureResult {
   copies: StoredCopy[];
   /** Keyspace read at the moment of the capture (INFO just before the fork). */
   keyspace: Record<string, KeyspaceDb>;
+  /**
+   * The worker's signature over what it captured, for this run: the manifest is signed only if it says
+   * what was captured (a workflow cannot have a manifest of its own making signed).
+   */
+  receipt?: Signature;
 }
 
 export interface CopyCheck {
@@ -89,6 +96,8 @@ export interface Manifest {
   keyspace: Record<string, KeyspaceDb>;
   prefixes: PreflightResult['prefixes'];
   verification: { verifiedAt: string; copies: CopyCheck[] };
+  /** The worker's signature over the rest, added when it is written: only a signed manifest counts. */
+  signature?: Signature;
 }
 
 export interface RetentionOutcome {
@@ -128,12 +137,15 @@ export function artifactFileName(compression: Compression, encrypted = false): s
   return encrypted ? `${base}.age` : base;
 }
 
-/** How a stored copy is encrypted: the key's name and fingerprint, never the key. */
+/** How a stored copy is encrypted: the key's name and fingerprints, never a key. */
 export interface Encryption {
   format: 'age-x25519';
+  /** The name the target's `encrypt` gave: a key under encryption.keys, or a recipient under encryption.recipients. */
   keyId: string;
-  /** SHA-256 of the key's age recipient, first 16 hex digits. */
+  /** SHA-256 of its age recipient (age1...), first 16 hex digits. */
   fingerprint: string;
+  /** The same of every recipient the copy is encrypted to (break-glass ones included); absent in older manifests: [fingerprint]. */
+  recipients?: string[];
 }
 
 /** What `runbook status` and the progress line read from a running backup (its `status` query). */

@@ -76,7 +76,7 @@ async function runBackup(input: BackupInput): Promise<BackupReport> {
     prefixes: pre.prefixes,
     verification: { verifiedAt: new Date().toISOString(), copies },
   };
-  await step('manifest', () => quick.writeManifest(manifest));
+  await step('manifest', () => quick.writeManifest({ manifest, receipt: captured.receipt }));
   // A restore's safety backup skips retention: it must not delete the backup being restored.
   const retention = input.skipRetention
     ? { dryRun: true, kept: [], deleted: [], abandoned: [], suspicious: [] }

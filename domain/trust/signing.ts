@@ -6,14 +6,9 @@ import type { Config } from '../../common/config';
 import { RunbookError } from '../../common/errors';
 import { resolveSecret } from '../secrets';
 import { canonicalJson } from '../../common/canonical-json';
+import type { Signature } from '../../common/signature';
 
-export interface Signature {
-  alg: 'ed25519';
-  /** The first 16 hex digits of the SHA-256 of the public key: names it, reveals nothing more. */
-  keyId: string;
-  /** Base64 of the 64-byte signature. */
-  value: string;
-}
+export type { Signature };
 
 export type Signed<T> = T & { signature?: Signature };
 

@@ -13,6 +13,7 @@ import { makePeople } from '../support/people';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { awaitingApproval, startRestoreEnv, type RestoreEnv } from '../support/restore-env';
 import { rogueActivity } from '../support/rogue-workflow';
+import { runCli } from '../support/cli';
 
 let t: RestoreEnv;
 let two: RedisProcess;
@@ -230,4 +231,20 @@ describe('the worker enforces the gate itself', () => {
       expect(trail.some((e) => e.event === 'refused' && e.detail?.includes('carol'))).toBe(true);
     },
   );
+
+  it("refuses to sign a manifest the workflow made up: it must say what this run's capture captured", { timeout: 90_000 }, async () => {
+    const real = await t.backup('two');
+    const forgedId = real.backupId.replace(/-[0-9a-f]{8}$/, '-0badc0de');
+    const forged = { ...real.manifest, backupId: forgedId, rdb: { ...real.manifest.rdb, sha256: 'e'.repeat(64) } };
+    const out = await rogueActivity(t.env.client, {
+      workerQueue: t.taskQueue,
+      activity: 'writeManifest',
+      workflowType: 'backupRedis',
+      input: { manifest: forged },
+    });
+    expect(out.failureType).toBe('SIGNATURE_INVALID');
+    expect(out.message).toMatch(/refuses to sign the manifest of .*0badc0de: it does not say what run .* captured/);
+    const listed = await runCli(t.configFile, '--json', 'backups', 'list', 'two');
+    expect(listed.stdout).not.toContain('0badc0de');
+  });
 });
