@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { ZodError } from 'zod';
 import { loadConfig, type Config } from '../common/config';
 import { dataConverterFor } from '../worker/payload-codec';
+import { connectOptions, temporalConnectionSettings, temporalTarget, unreachable } from '../worker/connection';
 import { RunbookError } from '../common/errors';
 import { readFailure, reportOf, type FailureView } from '../common/failure';
 import { SEARCH_ATTRIBUTES } from '../common/search-attributes';
@@ -18,28 +19,32 @@ export interface GlobalOptions {
   json?: boolean;
 }
 
+/** The address the commands use: the config's, else TEMPORAL_ADDRESS or the profile's, else the dev server's. */
 export function temporalAddress(config: Config): string {
-  return config.temporal.address ?? `127.0.0.1:${config.temporal.devServer.port}`;
+  return temporalTarget(config).address;
+}
+
+/** The namespace the commands use: the config's, else TEMPORAL_NAMESPACE or the profile's, else "default". */
+export function temporalNamespace(config: Config): string {
+  return temporalTarget(config).namespace;
 }
 
 export async function connectClient(config: Config): Promise<Client> {
-  const address = temporalAddress(config);
-  const dataConverter = dataConverterFor(config); // an unresolved key is a config error, not a network one
+  // An unresolved key or certificate is a config error, not a network one: resolved before connecting.
+  const dataConverter = dataConverterFor(config);
+  const settings = temporalConnectionSettings(config);
+  let connection: Connection;
   try {
-    const connection = await Connection.connect({ address, connectTimeout: '5s' });
-    return new Client({
-      connection,
-      namespace: config.temporal.namespace,
-      identity: `runbook-cli@${process.env.USER ?? 'unknown'}`,
-      dataConverter,
-    });
+    connection = await Connection.connect({ ...connectOptions(settings), connectTimeout: '5s' });
   } catch (err) {
-    throw new RunbookError(
-      'TEMPORAL_UNAVAILABLE',
-      `cannot reach Temporal at ${address}: ${(err as Error).message.split('\n')[0]}`,
-      config.temporal.address ? 'check temporal.address in the config' : 'start the embedded server and a worker with `runbook dev`',
-    );
+    throw await unreachable(settings, err);
   }
+  return new Client({
+    connection,
+    namespace: settings.namespace,
+    identity: `runbook-cli@${process.env.USER ?? 'unknown'}`,
+    dataConverter,
+  });
 }
 
 /**
@@ -52,7 +57,7 @@ export async function requireWorker(client: Client, config: Config): Promise<voi
   const deadline = Date.now() + 5_000;
   for (;;) {
     const { pollers } = await client.workflowService.describeTaskQueue({
-      namespace: config.temporal.namespace,
+      namespace: client.options.namespace,
       taskQueue: { name: taskQueue },
       taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     });
@@ -81,13 +86,14 @@ export function parseOptions<S extends z.ZodType>(schema: S, raw: unknown): z.in
 }
 
 /** A server without the runbooks' search attributes would fail drills and recoveries at their first step: say so first. */
-export async function requireSearchAttributes(client: Client, config: Config): Promise<void> {
-  const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
+export async function requireSearchAttributes(client: Client, _config?: Config): Promise<void> {
+  const namespace = client.options.namespace;
+  const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace });
   const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (customAttributes ?? {})));
   if (missing.length) {
     throw new RunbookError(
       'CONFIG_INVALID',
-      `the Temporal namespace ${config.temporal.namespace} lacks the search attributes ${missing.join(', ')} that drills and recoveries record`,
+      `the Temporal namespace ${namespace} lacks the search attributes ${missing.join(', ')} that drills and recoveries record`,
       `create them once: ${missing.map((n) => `temporal operator search-attribute create --name ${n} --type ${SEARCH_ATTRIBUTES[n]}`).join('; ')}`,
     );
   }

@@ -12,7 +12,9 @@ import { drillCommand, drillsCommand } from './commands/drill';
 import { drCommand } from './commands/dr';
 import { reportCommand } from './commands/report';
 import { checkCommand } from './commands/check';
+import { codecServerCommand } from './commands/codec-server';
 import { configCommand } from './commands/config';
+import { keysCommand } from './commands/keys';
 import { retentionCommand } from './commands/retention';
 import { schedulesCommand } from './commands/schedules';
 import { statusCommand } from './commands/status';
@@ -40,11 +42,13 @@ export const program = new Command('runbook')
   .addCommand(reportCommand)
   .addCommand(checkCommand)
   .addCommand(configCommand)
+  .addCommand(keysCommand)
   .addCommand(retentionCommand)
   .addCommand(schedulesCommand)
   .addCommand(statusCommand)
   .addCommand(workerCommand)
   .addCommand(devCommand)
+  .addCommand(codecServerCommand)
   .exitOverride()
   .showHelpAfterError();
 

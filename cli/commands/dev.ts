@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { startDevServer } from '../../worker/dev-server';
 import { createRunbookWorker } from '../../worker';
-import { action, loadCliConfig, type GlobalOptions } from '../context';
+import { action, loadCliConfig, temporalNamespace, type GlobalOptions } from '../context';
 import { METRICS_HOST_HELP, METRICS_PORT_HELP, parseMetricsOptions } from './worker';
 
 export const devCommand = new Command('dev')
@@ -14,7 +14,7 @@ export const devCommand = new Command('dev')
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
       const dev = config.temporal.devServer;
-      const server = await startDevServer({ dbFile: dev.dbFile, port: dev.port, uiPort: dev.uiPort, namespace: config.temporal.namespace });
+      const server = await startDevServer({ dbFile: dev.dbFile, port: dev.port, uiPort: dev.uiPort, namespace: temporalNamespace(config) });
       const started = await createRunbookWorker({
         config,
         address: server.address,

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { createRunbookWorker } from '../../worker';
-import { action, loadCliConfig, parseOptions, temporalAddress, type GlobalOptions } from '../context';
+import { action, loadCliConfig, parseOptions, type GlobalOptions } from '../context';
 
 export const METRICS_PORT_HELP = 'serve Prometheus metrics on http://<host>:<port>/metrics (0: any free port)';
 export const METRICS_HOST_HELP = 'the address the metrics are served on';
@@ -28,14 +28,13 @@ export const workerCommand = new Command('worker')
       const opts = parseMetricsOptions(raw);
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
-      const { worker, metrics, close } = await createRunbookWorker({
+      const { worker, metrics, close, address, namespace } = await createRunbookWorker({
         config,
-        address: temporalAddress(config),
         metricsPort: opts.metricsPort,
         metricsHost: opts.metricsHost,
       });
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => worker.shutdown());
-      process.stderr.write(`worker serving ${config.temporal.taskQueue} on ${temporalAddress(config)}\n`);
+      process.stderr.write(`worker serving ${config.temporal.taskQueue} on ${address} (namespace ${namespace})\n`);
       if (metrics) process.stderr.write(`metrics at ${metrics.url}\n`);
       try {
         await worker.run();

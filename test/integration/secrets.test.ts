@@ -13,13 +13,14 @@ import { generateIdentity } from '../../domain/crypto/age';
 import { fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startS3, type S3Server } from '../support/s3';
+import { signingKey } from '../support/signing';
 import { startTemporal } from '../support/temporal';
 
 const planted = {
   redisPassword: `redis-pw-${randomBytes(8).toString('hex')}`,
   encryptionKey: generateIdentity(),
   s3Secret: `s3-secret-${randomBytes(8).toString('hex')}`,
-  payloadKey: `payload-key-${randomBytes(8).toString('hex')}`,
+  payloadKey: randomBytes(32).toString('base64'),
 };
 let env: TestWorkflowEnvironment;
 let redis: RedisProcess;
@@ -47,8 +48,8 @@ beforeAll(async () => {
   writeFileSync(
     configFile,
     `
-temporal: { address: "${env.address}", taskQueue: secrets-test, payloadKey: env:SECRETS_TEST_PAYLOAD }
-storage:
+temporal: { address: "${env.address}", taskQueue: secrets-test, payloadKeys: [{ id: k1, key: env:SECRETS_TEST_PAYLOAD }] }
+${signingKey(dir).yaml}storage:
   disk: { type: local, path: ${dir}/backups }
   offsite: { type: s3, bucket: secret-backups, endpoint: "${s3.endpoint}", forcePathStyle: true, accessKeyId: env:SECRETS_TEST_S3_KEY, secretAccessKey: env:SECRETS_TEST_S3_SECRET }
 encryption:

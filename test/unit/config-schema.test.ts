@@ -108,7 +108,7 @@ describe('runbook.example.yaml', () => {
     const config = loadConfig(EXAMPLE);
     expect(Object.keys(config.targets).length).toBeGreaterThan(0);
     // Loading resolves no secret: the references are kept as written, whatever the environment holds.
-    expect(config.temporal.payloadKey).toMatch(/^(env|file):/);
+    expect(config.temporal.payloadKeys?.[0]?.key).toMatch(/^(env|file):/);
   });
 
   it('sets every key the schema accepts, with an entry of every storage and writer type', () => {
@@ -119,7 +119,7 @@ describe('runbook.example.yaml', () => {
   it('has a key-walk that notices a key, a nested key and a union variant the example lacks', () => {
     const cut = example();
     const temporal = cut.temporal as Record<string, unknown>;
-    delete temporal.payloadKey;
+    delete temporal.apiKey;
     const main = (cut.targets as Record<string, Record<string, Record<string, unknown>>>).main!;
     delete main.drill!.rpoWindow;
     const restore = main.restore as { writers: { type: string }[] };
@@ -129,7 +129,7 @@ describe('runbook.example.yaml', () => {
     const missing = missingPaths(configJsonSchema() as Schema, [cut], '');
     expect(missing).toEqual(
       expect.arrayContaining([
-        'temporal.payloadKey',
+        'temporal.apiKey',
         'targets.<name>.drill.rpoWindow',
         'targets.<name>.restore.writers[](type=http)',
         'storage.<name>(type=s3)',

@@ -254,7 +254,7 @@ describe('parseConfig accepts a valid config and fills in the defaults', () => {
     expect(main.prefixSample).toBe(10_000);
     expect(main.schedules).toEqual([{ name: 'nightly', cron: '0 2 * * *', timezone: 'UTC', catchupWindow: '1h', paused: false }]);
     expect(config.temporal.address).toBeUndefined();
-    expect(config.temporal.namespace).toBe('default');
+    expect(config.temporal.namespace).toBeUndefined(); // TEMPORAL_NAMESPACE or "default" when connecting
     expect(config.temporal.taskQueue).toBe('redis-runbooks');
     expect(config.temporal.devServer.port).toBe(7233);
     expect(config.temporal.devServer.dbFile).toBe('.runbook/temporal.sqlite');
