@@ -2,6 +2,8 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { trustedKeys } from '../domain/trust/people';
+import { signerFor } from '../domain/trust/signing';
 import { storeRegistry } from '../domain/storage';
 import type { Config } from '../common/config';
 import { RunbookError } from '../common/errors';
@@ -40,6 +42,10 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions) {
       // Already installed by the embedding program (tests, the demo): keep its logger.
     }
   }
+  // A worker signs every manifest, drill report and audit record, and checks who approved against its
+  // people: a missing or untrusted signing key, or a malformed key of a person, is said at start.
+  signerFor(config);
+  trustedKeys(config);
   const settings = opts.connection ?? (opts.address ? devServerSettings(config, opts.address) : temporalConnectionSettings(config));
   const dataConverter = dataConverterFor(config);
   const connection = await NativeConnection.connect(connectOptions(settings)).catch(async (err: unknown) => {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { configPath, configSchema, loadConfig } from '../../common/config';
 import { action, print, type GlobalOptions } from '../context';
+import { trustedKeys } from '../../domain/trust/people';
 
 /**
  * The config's JSON Schema, generated from the zod schema that validates it, for editors
@@ -39,7 +40,9 @@ configCommand
     action(async (file: string | undefined, _o: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const resolved = configPath(file ?? global.config);
-      loadConfig(resolved);
-      print(global, { ok: true, file: resolved }, () => 'ok\n');
+      const config = loadConfig(resolved);
+      // People's keys (and the allowed-signers file) are read as the worker reads them.
+      const people = trustedKeys(config);
+      print(global, { ok: true, file: resolved, keys: people.size }, () => 'ok\n');
     }),
   );
