@@ -24,7 +24,7 @@ export function createDrillActivities(deps: Deps) {
     },
 
     async saveDrillReport(report: DrillReport): Promise<void> {
-      return writeDrillReport(deps.config, deps.stores, report, renderDrillMarkdown(report));
+      return writeDrillReport(deps.config, deps.stores, report, renderDrillMarkdown(report), deps.signer());
     },
   };
 }

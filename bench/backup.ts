@@ -33,6 +33,7 @@ import { toolPath } from '../domain/tools';
 import { generateIdentity } from '../domain/crypto/age';
 import type { BackupReport } from '../common/types';
 import { freePort, startRedis } from '../test/support/redis';
+import { signingKey } from '../test/support/signing';
 import { startDevServer } from '../worker/dev-server';
 import { fillLargeValues, LARGE_VALUE_SIZE, populateSmallKeys } from './datasets';
 import {
@@ -271,6 +272,7 @@ async function main() {
       'temporal:',
       `  address: "${server.address}"`,
       `  taskQueue: bench-${process.pid}`,
+      signingKey(root).yaml.trimEnd(),
       'storage:',
       '  bench:',
       '    type: local',

@@ -20,6 +20,7 @@ import type { BackupReport } from '../common/types';
 import { toolPath } from '../domain/tools';
 import { freePort, waitLoaded, writeDaemonConf } from '../scripts/lib/redis-server';
 import { startS3 } from '../test/support/s3';
+import { signingKey } from '../test/support/signing';
 import { createRunbookWorker } from '../worker';
 import { startDevServer } from '../worker/dev-server';
 
@@ -111,7 +112,7 @@ async function main() {
   const config = parseConfig(
     `
 temporal: { address: "${server.address}", taskQueue: bench-drill }
-storage:
+${signingKey(root).yaml}storage:
   disk: { type: local, path: ${root}/backups }
   offsite: { type: s3, bucket: offsite, endpoint: "${s3.endpoint}", forcePathStyle: true, accessKeyId: env:BENCH_S3_KEY, secretAccessKey: env:BENCH_S3_SECRET }
 targets:

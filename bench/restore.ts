@@ -19,6 +19,7 @@ import type { RestoreReport } from '../common/restore-types';
 import type { BackupReport } from '../common/types';
 import { toolPath } from '../domain/tools';
 import { freePort, waitLoaded, writeDaemonConf } from '../scripts/lib/redis-server';
+import { signingKey } from '../test/support/signing';
 import { createRunbookWorker } from '../worker';
 import { startDevServer } from '../worker/dev-server';
 
@@ -113,7 +114,7 @@ async function main() {
   );
   const yaml = `
 temporal: { address: "${server.address}", taskQueue: bench-restore }
-storage:
+${signingKey(root).yaml}storage:
   disk: { type: local, path: ${root}/backups }
 targets:
 ${STRATEGIES.map(

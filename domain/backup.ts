@@ -23,6 +23,8 @@ export interface CaptureInput {
 export async function captureBackup(s: Services, input: CaptureInput, p: Progress): Promise<CaptureResult> {
   const target = targetOf(s.config, input.target);
   const keys = artifactKeys(input.target, input.backupId);
+  // A worker that cannot sign stores backups nobody may use: it fails before writing any byte.
+  s.signer();
   // A target that encrypts never stores cleartext: no usable key, no byte written.
   const enc = target.encrypt ? s.keys.encryptionFor(target.encrypt) : undefined;
   const file = artifactFileName(target.compression, enc !== undefined);
@@ -66,7 +68,7 @@ export async function captureBackup(s: Services, input: CaptureInput, p: Progres
   }
   let bytes = 0;
   const result = await storeRdb(source, destinations, {
-    encryptTo: enc?.recipient,
+    encryptTo: enc?.recipients,
     compression: target.compression,
     compressionLevel: target.compressionLevel,
     signal: p.signal,
@@ -106,24 +108,36 @@ export async function verifyCopies(s: Services, input: VerifyCopiesInput, p: Pro
   const target = targetOf(s.config, input.target);
   const key = artifactKeys(input.target, input.backupId).data(input.artifact.file);
   const expected: ExpectedArtifact = { ...input.artifact, rdb: input.rdb };
-  return Promise.all(
+  // A worker that encrypts to recipients only holds no identity to read what it stored: it proves the
+  // stored bytes (hashed as they were written), and restores and drills prove the RDB.
+  const readable = !input.artifact.encryption || s.keys.canDecrypt(input.artifact.encryption);
+  const checks = await Promise.all(
     // One copy is decompressed and checked to the RDB's checksum; the others have the same stored
     // bytes, so their stored checksum proves them too.
     (input.destinations ?? target.destinations).map((d, i) =>
       verifyCopy(s.stores(d), key, expected, {
         keys: s.keys,
         signal: p.signal,
-        depth: i === 0 ? 'full' : 'stored',
+        depth: i === 0 && readable ? 'full' : 'stored',
         onBytes: () => p.moved({ phase: 'verify' }),
       }),
     ),
   );
+  return readable
+    ? checks
+    : checks.map((c) => ({
+        ...c,
+        detail: c.detail.replace(
+          / \(same bytes as the fully checked copy\)$/,
+          ' (encrypted to recipients this worker holds no key of: the RDB is checked when restored)',
+        ),
+      }));
 }
 
-/** The commit point: a backup exists from the moment its manifest does. */
+/** The commit point: a backup exists from the moment its manifest does, signed by this worker (storage is not trusted). */
 export async function writeManifest(s: Services, manifest: Manifest): Promise<void> {
   const keys = artifactKeys(manifest.target, manifest.backupId);
-  const body = JSON.stringify(manifest, null, 2);
+  const body = JSON.stringify(s.signer().sign(manifest), null, 2);
   await Promise.all(targetOf(s.config, manifest.target).destinations.map((d) => s.stores(d).write(keys.manifest, body)));
 }
 

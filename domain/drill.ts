@@ -40,13 +40,21 @@ export async function drillPick(
   if (!t.destinations.includes(destination)) {
     fail('BAD_INPUT', `${destination} is not a destination of ${input.target}`, `use one of: ${t.destinations.join(', ')}`);
   }
-  const listing = await listDestination(stores, destination, input.target);
+  const listing = await listDestination(config, stores, destination, input.target);
   const verified = [...listing.withManifest.values()]
     .filter((m) => m.verification.copies.every((c) => c.ok))
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   let chosen: Manifest | undefined;
   let among = 1;
   if (input.backupId) {
+    const untrusted = listing.untrusted.get(input.backupId)?.trust;
+    if (untrusted) {
+      fail(
+        'SIGNATURE_INVALID',
+        `backup ${input.backupId} in ${destination} is not trusted (${untrusted.state}): ${untrusted.reason}`,
+        'a drill proves only backups whose manifest the worker signed: drill another one',
+      );
+    }
     chosen =
       listing.withManifest.get(input.backupId) ?? fail('BACKUP_NOT_FOUND', `destination ${destination} holds no backup ${input.backupId}`);
   } else {
@@ -75,8 +83,16 @@ export async function drillPick(
 export async function drillRestore(s: Services, input: DrillRestoreInput, p: Progress): Promise<DrillRestoreResult> {
   const { config, stores, keys } = s;
   const t = targetOf(config, input.target);
-  const manifest = await readManifest(stores, input.destination, input.target, input.backupId);
-  if (!manifest || manifest === 'invalid') fail('BACKUP_NOT_FOUND', `destination ${input.destination} holds no backup ${input.backupId}`);
+  const found = await readManifest(config, stores, input.destination, input.target, input.backupId);
+  if (!found || found === 'invalid') fail('BACKUP_NOT_FOUND', `destination ${input.destination} holds no backup ${input.backupId}`);
+  // Read again here, not taken from the pick: the manifest may have been changed in between.
+  if (found.trust.state !== 'trusted') {
+    fail(
+      'SIGNATURE_INVALID',
+      `backup ${input.backupId} in ${input.destination} is not trusted (${found.trust.state}): ${found.trust.reason}`,
+    );
+  }
+  const { manifest } = found;
   const dir = path.join(restoreWorkDir(), `drill-${input.drillId}`);
   const phases: Phase[] = [];
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {

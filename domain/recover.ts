@@ -96,12 +96,18 @@ export async function chooseRecoveryPoint(
   const t = targetOf(s.config, input.target);
   const considered: CandidateCopy[] = [];
   const byId = new Map<string, { manifest: Manifest; destinations: string[] }>();
+  const untrusted: CandidateCopy[] = [];
   for (const destination of t.destinations) {
     try {
-      for (const [id, manifest] of (await listDestination(s.stores, destination, input.target)).withManifest) {
+      const listing = await listDestination(s.config, s.stores, destination, input.target);
+      for (const [id, manifest] of listing.withManifest) {
         const e = byId.get(id) ?? { manifest, destinations: [] };
         e.destinations.push(destination);
         byId.set(id, e);
+      }
+      for (const { manifest: m, trust } of listing.untrusted.values()) {
+        const detail = `manifest not trusted (${trust.state}): ${trust.reason}`;
+        untrusted.push({ backupId: m.backupId, createdAt: m.createdAt, destination, ok: false, detail });
       }
     } catch (err) {
       considered.push({ backupId: '*', createdAt: '', destination, ok: false, detail: `cannot be listed: ${(err as Error).message}` });
@@ -109,11 +115,21 @@ export async function chooseRecoveryPoint(
     p.moved();
   }
   const at = input.at ? Date.parse(input.at) : undefined;
+  const wanted = (m: { backupId: string; createdAt: string }) =>
+    input.from ? m.backupId === input.from : at === undefined || Date.parse(m.createdAt) < at;
   const candidates = [...byId.values()]
-    .filter(({ manifest: m }) => (input.from ? m.backupId === input.from : at === undefined || Date.parse(m.createdAt) < at))
+    .filter(({ manifest: m }) => wanted(m))
     .filter(({ manifest: m }) => m.verification.copies.every((c) => c.ok))
     .sort((a, b) => b.manifest.createdAt.localeCompare(a.manifest.createdAt))
     .slice(0, MAX_CANDIDATES);
+  // Manifests that do not count and would have come first are listed with why they were passed over.
+  const newest = candidates[0]?.manifest.createdAt ?? '';
+  considered.push(
+    ...untrusted
+      .filter((c) => wanted(c) && c.createdAt > newest)
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+      .slice(0, MAX_CANDIDATES),
+  );
   for (const { manifest, destinations } of candidates) {
     for (const destination of t.destinations) {
       const copy = { backupId: manifest.backupId, createdAt: manifest.createdAt, destination };

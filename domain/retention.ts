@@ -1,6 +1,8 @@
 // Applying a target's retention policy (common/retention.ts decides; this lists and deletes). Only
 // what its own listing shows is removed: backups the policy lets go, and unfinished folders whose run
-// has ended. A damaged manifest is never deleted: it is reported, for a person to look at.
+// has ended. A damaged manifest is never deleted, nor one that does not count (unsigned, forged,
+// refused: domain/catalog.ts): the policy counts trusted backups only, and the others are reported,
+// for a person to look at.
 import { parseBackupId } from '../common/backup-id';
 import { targetOf } from '../common/config';
 import { applyRetentionPolicy } from '../common/retention';
@@ -22,7 +24,7 @@ export async function retention(
   const kept = new Map<string, Set<string>>();
   for (const destination of target.destinations) {
     const store = s.stores(destination);
-    const listing = await listDestination(s.stores, destination, targetName);
+    const listing = await listDestination(s.config, s.stores, destination, targetName);
     const decision = applyRetentionPolicy(
       [...listing.withManifest.values()].map((m) => ({
         backupId: m.backupId,
@@ -45,7 +47,8 @@ export async function retention(
       if (!dryRun) await store.removeDir(artifactKeys(targetName, id).dir);
       if (!outcome.abandoned.includes(id)) outcome.abandoned.push(id);
     }
-    for (const id of listing.invalidManifest) if (!outcome.suspicious.includes(id)) outcome.suspicious.push(`${destination}:${id}`);
+    for (const id of listing.invalidManifest) outcome.suspicious.push(`${destination}:${id}`);
+    for (const [id, { trust }] of listing.untrusted) outcome.suspicious.push(`${destination}:${id} (${trust.state}: ${trust.reason})`);
     // Multipart uploads whose attempt died with the server gone: invisible, but billed and kept by S3.
     if (!dryRun && store.abortStaleUploads) {
       for (const key of await store.abortStaleUploads(targetName, STALE_UPLOAD_MS))

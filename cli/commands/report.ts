@@ -1,4 +1,4 @@
-import { writeFile, chmod } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
@@ -54,8 +54,14 @@ export const reportCommand = new Command('report')
 
       const file = path.resolve(opts.out ?? `${targetName}-report.html`);
       try {
-        await writeFile(file, renderHtmlReport(data), { mode: 0o644 });
-        await chmod(file, 0o644); // an existing file keeps its mode on write
+        // For its reader only (it maps the backups and servers); an existing file is made so before it is filled.
+        const fh = await open(file, 'w', 0o600);
+        try {
+          await fh.chmod(0o600);
+          await fh.writeFile(renderHtmlReport(data));
+        } finally {
+          await fh.close();
+        }
       } catch (err) {
         throw new RunbookError(
           'BAD_INPUT',

@@ -20,6 +20,8 @@ export interface PlanInput {
   preferDestination?: string;
   /** The restore's run: the copy proven here is trusted by its later steps. */
   runId?: string;
+  /** Accept a backup whose manifest is unsigned (made before manifests were signed); never a forged one. */
+  allowUnsigned?: boolean;
 }
 
 export async function planRestore(s: Services, input: PlanInput, p: Progress): Promise<RestorePlan> {
@@ -28,7 +30,7 @@ export async function planRestore(s: Services, input: PlanInput, p: Progress): P
   const entry =
     input.from === 'latest'
       ? (await listBackups(s.config, s.stores, source)).find((e) => e.manifest.verification.copies.every((c) => c.ok))
-      : await findBackup(s.config, s.stores, input.from);
+      : await findBackup(s.config, s.stores, input.from, { allowUnsigned: input.allowUnsigned });
   if (!entry) fail('BACKUP_NOT_FOUND', `target ${input.target} has no verified backup`, 'take one with `runbook backup`');
   if (entry.target !== source) fail('BAD_INPUT', `backup ${entry.backupId} is of target ${entry.target}, not ${source}`);
   const m = entry.manifest;
@@ -60,8 +62,11 @@ export async function planRestore(s: Services, input: PlanInput, p: Progress): P
       expires: m.rdb.expires,
       keyspace: m.keyspace,
       size: m.rdb.size,
+      rdbSha256: m.rdb.sha256,
+      trust: entry.trust.state === 'trusted' ? 'signed' : 'unsigned',
       source: proven.destination,
     },
+    allowUnsigned: input.allowUnsigned === true,
     maxRdbVersion,
     writers: r.writers.map((w) => w.name),
     pauseWrites: r.pauseWrites && r.strategy !== 'logical',

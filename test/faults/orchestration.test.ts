@@ -26,7 +26,7 @@ import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
 import { OUTCOME_ATTR } from '../../common/search-attributes';
 import { artifactKeys, type BackupReport } from '../../common/types';
 import { listBackups } from '../../domain/catalog';
-import { restoreWorkDir } from '../../domain/restore/local-rdb';
+import { inStateDir } from '../../domain/state-dir';
 import { storeRegistry } from '../../domain/storage';
 import { verifyCopy } from '../../domain/verify';
 import { runCli } from '../support/cli';
@@ -341,7 +341,7 @@ afterAll(async () => {
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('redis-server') && cwd.startsWith(restoreWorkDir())) {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('redis-server') && inStateDir(cwd)) {
         process.kill(Number(pid), 'SIGKILL');
       }
     } catch {

@@ -157,7 +157,7 @@ async function catalog(target: string) {
   const stores = storeRegistry(t.config);
   const backups = await listBackups(t.config, stores, target);
   const [destination] = t.config.targets[target]!.destinations;
-  const listing = await listDestination(stores, destination!, target);
+  const listing = await listDestination(t.config, stores, destination!, target);
   return { backups, withoutManifest: listing.withoutManifest };
 }
 

@@ -19,6 +19,7 @@ import { digestAll, fillDataset } from '../support/dataset';
 import { failureOf } from '../support/failure';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startS3, type S3Server } from '../support/s3';
+import { signingKey } from '../support/signing';
 import { startTemporal, workflowBundle } from '../support/temporal';
 
 const run = promisify(execFile);
@@ -34,11 +35,13 @@ let configFile: string;
 let config: Config;
 let worker: Worker;
 let workerRun: Promise<void>;
+/** Made once: the config file (the CLI's) and the worker's config must trust the same key. */
+let signing: string | undefined;
 
 function configText(extraTargets = ''): string {
   return `
 temporal: { taskQueue: ${taskQueue} }
-storage:
+${(signing ??= signingKey(dir).yaml)}storage:
   disk: { type: local, path: ${dir}/backups }
   offsite:
     type: s3

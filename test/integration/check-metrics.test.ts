@@ -18,6 +18,7 @@ import type { BackupReport } from '../../common/types';
 import { createMetrics, type MetricsServer, type RunbookMetrics } from '../../worker/metrics';
 import { fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
+import { signingKey } from '../support/signing';
 import { startTemporal, workflowBundle } from '../support/temporal';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -34,12 +35,14 @@ let served: MetricsServer;
 let worker: Worker;
 let workerRun: Promise<void>;
 let backup: BackupReport;
+/** One signing key for every variant of the config: the worker's and the CLI's trust must agree. */
+let signing: string | undefined;
 
 /** The config with the target's settings varied; every variant shares the storage and the backups. */
 function configText(targetExtra = '', temporal = `{ taskQueue: ${taskQueue} }`): string {
   return `
 temporal: ${temporal}
-storage:
+${(signing ??= signingKey(dir).yaml)}storage:
   disk: { type: local, path: ${dir}/backups }
 targets:
   main:

@@ -1,5 +1,7 @@
-// Manifests that lie, and stored files that were tampered with: `backups verify` (verifyCopy) and the
-// restore plan must notice, and a manifest moved into another backup's folder must not pass for it.
+// Manifests that lie, and stored files that were tampered with: a changed manifest no longer verifies
+// against the worker's signature and is refused; one that lies with a valid signature (a worker's bug,
+// a stolen key) is still caught by `backups verify` (verifyCopy) and the restore plan; and a manifest
+// moved into another backup's folder must not pass for it.
 import { copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { retention } from '../../domain/retention';
@@ -7,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBackup, listBackups, listDestination } from '../../domain/catalog';
 import { removeLocalRdb } from '../../domain/restore/local-rdb';
 import { storeRegistry } from '../../domain/storage';
+import { signerFor } from '../../domain/trust/signing';
 import { verifyCopy } from '../../domain/verify';
 import type { RestoreReport } from '../../common/restore-types';
 import { artifactKeys, type BackupReport, type Manifest } from '../../common/types';
@@ -53,6 +56,8 @@ const fileOf = (key: string) => path.join(t.dir, 'backups', key);
 const manifestFile = (id: string) => fileOf(artifactKeys('main', id).manifest);
 const readManifest = (id: string) => JSON.parse(readFileSync(manifestFile(id), 'utf8')) as Manifest;
 const writeManifest = (id: string, m: Manifest) => writeFileSync(manifestFile(id), JSON.stringify(m, null, 2));
+/** The same lie, signed again with the worker's own key: only the checks of the data can catch it then. */
+const resigned = (m: Manifest) => signerFor(t.config).sign(m);
 
 /** What `runbook backups verify <id>` does: the manifest as stored, every copy re-read against it. */
 async function verifyBackup(id: string) {
@@ -72,7 +77,7 @@ async function planDryRun(from: string): Promise<RestoreReport> {
 }
 
 describe('a manifest that lies', () => {
-  it('about sizes or checksums: verify reports the copy not ok, and the honest manifest passes again', async () => {
+  it('about sizes or checksums: refused as forged, and even signed again verify reports the copy not ok; the honest manifest passes again', async () => {
     const id = backups[0]!.backupId;
     const honest = readManifest(id);
     expect((await verifyBackup(id)).map((c) => c.ok)).toEqual([true]);
@@ -89,6 +94,11 @@ describe('a manifest that lies', () => {
         const m = structuredClone(honest);
         lie(m);
         writeManifest(id, m);
+        await expect(verifyBackup(id), field).rejects.toMatchObject({
+          code: 'SIGNATURE_INVALID',
+          message: expect.stringMatching(/not trusted \(forged\).*does not match its content/),
+        });
+        writeManifest(id, resigned(m));
         const checks = await verifyBackup(id);
         expect(checks, field).toHaveLength(1);
         expect(checks[0]!.ok, field).toBe(false);
@@ -100,11 +110,15 @@ describe('a manifest that lies', () => {
     expect((await verifyBackup(id)).map((c) => c.ok)).toEqual([true]);
   });
 
-  it('about the RDB version: the restore plan fails with VERIFY_FAILED naming both versions', async () => {
+  it('about the RDB version: the restore plan refuses it as forged, and signed again fails with VERIFY_FAILED naming both versions', async () => {
     const id = backups[1]!.backupId;
     const m = readManifest(id);
     expect(m.rdb.version).toBe(10); // Redis 7.0
     writeManifest(id, { ...m, rdb: { ...m.rdb, version: 9 } });
+    const forged = await failureOf(planDryRun(id));
+    expect(forged.type).toBe('SIGNATURE_INVALID');
+    expect(forged.message).toContain(`backup ${id} is not trusted (forged)`);
+    writeManifest(id, resigned({ ...m, rdb: { ...m.rdb, version: 9 } }));
     const f = await failureOf(planDryRun(id));
     expect(f.type).toBe('VERIFY_FAILED');
     expect(f.message).toContain(`the manifest of ${id} says RDB version 9, the file is version 10`);
@@ -117,6 +131,8 @@ describe('a manifest that lies', () => {
     expect(ok.outcome).toBe('dry-run');
     expect(ok.plan.backup.rdbVersion).toBe(10);
     writeManifest(id, { ...honest, rdb: { ...honest.rdb, version: 9 } });
+    expect((await failureOf(planDryRun(id))).type).toBe('SIGNATURE_INVALID');
+    writeManifest(id, resigned({ ...honest, rdb: { ...honest.rdb, version: 9 } }));
     const f = await failureOf(planDryRun(id));
     expect(f.type).toBe('VERIFY_FAILED');
     expect(f.message).toContain('says RDB version 9, the file is version 10');
@@ -143,7 +159,7 @@ describe('a manifest swapped in from another backup', () => {
     const [a, b] = [backups[4]!, backups[5]!];
     copyFileSync(manifestFile(a.backupId), manifestFile(b.backupId));
 
-    const listing = await listDestination(stores(), 'disk', 'main');
+    const listing = await listDestination(t.config, stores(), 'disk', 'main');
     expect(listing.withManifest.has(b.backupId)).toBe(false);
     expect(listing.invalidManifest).toContain(b.backupId);
     expect(listing.withManifest.get(a.backupId)?.backupId).toBe(a.backupId);

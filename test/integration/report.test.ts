@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../domain/audit';
 import { writeDrillReport } from '../../domain/drill-store';
 import { storeRegistry } from '../../domain/storage';
+import { signerFor } from '../../domain/trust/signing';
+import { signingKey } from '../support/signing';
 import type { AuditEvent } from '../../common/audit';
 import { makeBackupId } from '../../common/backup-id';
 import { loadConfig } from '../../common/config';
@@ -160,7 +162,7 @@ describe('runbook report', () => {
     await mkdir(path.dirname(out));
     await writeFile(
       configFile,
-      `storage:
+      `${signingKey(dir).yaml}storage:
   disk: { type: local, path: backups }
   offsite: { type: local, path: offsite }
 targets:
@@ -176,6 +178,8 @@ targets:
     );
     const config = loadConfig(configFile);
     const stores = storeRegistry(config);
+    // Written as the worker writes them: signed.
+    const signer = signerFor(config);
 
     // Nightly backups over the last 30 days, one of which failed verification off-site; and two far
     // older ones the default 90 days leave out.
@@ -185,11 +189,11 @@ targets:
     }
     const old = [manifest('cache', new Date(now - 140 * D), 0, true), manifest('cache', new Date(now - 100 * D), 1, true)];
     for (const m of [...inPeriod, ...old]) {
-      await stores('disk').write(artifactKeys('cache', m.backupId).manifest, JSON.stringify(m, null, 2));
+      await stores('disk').write(artifactKeys('cache', m.backupId).manifest, JSON.stringify(signer.sign(m), null, 2));
     }
     // A backup of another target in the same destination belongs to a different report.
     const foreign = manifest('other', new Date(now - D), 0, true);
-    await stores('disk').write(artifactKeys('other', foreign.backupId).manifest, JSON.stringify(foreign, null, 2));
+    await stores('disk').write(artifactKeys('other', foreign.backupId).manifest, JSON.stringify(signer.sign(foreign), null, 2));
 
     for (const [daysAgo, failed] of [
       [27, false],
@@ -226,7 +230,7 @@ targets:
       second('requested', 0, 'mallory', 'from latest: <script>document.title="pwned"</script>'),
       second('rejected', 4, 'bob', 'no incident open; <b>not</b> a reason to restore'),
     );
-    for (const e of events) await appendAudit(config, stores, e);
+    for (const [i, e] of events.entries()) await appendAudit({ config, stores, signer: () => signer }, e, `report-test/${i}`);
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -255,7 +259,7 @@ targets:
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(out);
     const st = await stat(out);
-    expect(st.mode & 0o777).toBe(0o644);
+    expect(st.mode & 0o777).toBe(0o600);
     expect(st.size).toBeGreaterThan(10_000);
   });
 

@@ -15,6 +15,7 @@ import { parseConfig, type Config } from '../../common/config';
 import { artifactKeys, type BackupReport } from '../../common/types';
 import { startRedis, type RedisProcess } from '../support/redis';
 import { startS3, type S3Server } from '../support/s3';
+import { signingKey } from '../support/signing';
 import { startTemporal } from '../support/temporal';
 
 let env: TestWorkflowEnvironment;
@@ -37,7 +38,7 @@ beforeAll(async () => {
   await c.config('SET', 'rdb-key-save-delay', '2000');
   const text = `
 temporal: { address: "${env.address}", taskQueue: crash-test }
-storage:
+${signingKey(dir).yaml}storage:
   disk: { type: local, path: ${dir}/backups }
   offsite: { type: s3, bucket: crash, endpoint: "${s3.endpoint}", forcePathStyle: true, accessKeyId: env:CRASH_S3_KEY, secretAccessKey: env:CRASH_S3_SECRET, partSizeMiB: 5 }
 targets:
