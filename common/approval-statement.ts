@@ -47,7 +47,7 @@ export const statementText = (s: Statement): string => `${STATEMENT_HEADER}\n${c
 export const planTerms = (plan: RestorePlan, reason: string): PlanTerms => ({
   target: plan.target,
   backupId: plan.backup.backupId,
-  rdbSha256: plan.backup.rdbSha256 ?? '',
+  rdbSha256: plan.backup.rdbSha256,
   strategy: plan.strategy,
   allowUnsigned: plan.allowUnsigned ?? false,
   reason,

@@ -52,6 +52,8 @@ export interface DrillRestoreResult {
   keyspace: Record<string, KeyspaceDb>;
   rdbSize: number;
   storedSize: number;
+  /** The worker's signature over these results, for this run: what lets a passing report be signed. */
+  receipt?: Signature;
 }
 
 export type DrillOutcome = 'passed' | 'failed';

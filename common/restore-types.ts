@@ -48,9 +48,9 @@ export interface RestorePlan {
     keyspace: Record<string, KeyspaceDb>;
     size: number;
     /** SHA-256 of the RDB, from the manifest: what the restored data is. */
-    rdbSha256?: string;
+    rdbSha256: string;
     /** signed: by a key in signing.trust; unsigned: made before manifests were signed, accepted by allowUnsigned. */
-    trust?: 'signed' | 'unsigned';
+    trust: 'signed' | 'unsigned';
     /** The destination whose copy was verified and will be used. */
     source: string;
   };

@@ -70,7 +70,7 @@ export async function drillRedis(input: DrillInput): Promise<DrillReport> {
   // The stored report is the drill's evidence; failing to store it fails the drill.
   let stored = true;
   try {
-    await quick.saveDrillReport(report);
+    await quick.saveDrillReport({ report, receipt: restored?.receipt });
   } catch (err) {
     stored = false;
     report.outcome = 'failed';

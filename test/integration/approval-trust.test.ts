@@ -2,6 +2,8 @@
 // a statement for another run, plan or time counts for nothing, an unsigned or badly signed one is
 // refused, and a workflow that is not ours (or ours, driven by someone else) gets no change made to a
 // target by the worker.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
@@ -246,5 +248,36 @@ describe('the worker enforces the gate itself', () => {
     expect(out.message).toMatch(/refuses to sign the manifest of .*0badc0de: it does not say what run .* captured/);
     const listed = await runCli(t.configFile, '--json', 'backups', 'list', 'two');
     expect(listed.stdout).not.toContain('0badc0de');
+  });
+
+  it('refuses to sign a passing drill report that no sandbox restore of its run produced', { timeout: 90_000 }, async () => {
+    const now = new Date().toISOString();
+    const report = {
+      drillId: 'two-forged-green',
+      target: 'two',
+      workflowId: 'drill/two/forged',
+      runId: 'made-up',
+      requestedBy: 'mallory',
+      startedAt: now,
+      finishedAt: now,
+      outcome: 'passed',
+      backup: { backupId: twoBackup, createdAt: now, destination: 'disk', among: 1, ageMs: 0, rdbSize: 1, storedSize: 1 },
+      phases: [],
+      checks: [{ name: 'keys', ok: true, detail: 'all there' }],
+      rto: { measuredMs: 1, objectiveMs: 3_600_000, met: true },
+      rpo: { newestAgeMs: 1, maxGapMs: 1, windowMs: 1, backupsInWindow: 1, objectiveMs: 86_400_000, met: true },
+      objectivesMet: true,
+    };
+    const out = await rogueActivity(t.env.client, {
+      workerQueue: t.taskQueue,
+      activity: 'saveDrillReport',
+      workflowType: 'drillRedis',
+      input: { report },
+    });
+    expect(out.failureType).toBe('SIGNATURE_INVALID');
+    expect(out.message).toMatch(/refuses to sign a passing report of drill two-forged-green/);
+    // Nothing was stored: the drill reports of the target hold no such report.
+    expect(existsSync(path.join(t.dir, 'backups', 'two', 'drills', 'two-forged-green.json'))).toBe(false);
+    expect(existsSync(path.join(t.dir, 'backups', 'two'))).toBe(true);
   });
 });

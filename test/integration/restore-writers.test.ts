@@ -9,6 +9,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restoreWorkDir } from '../../domain/restore/local-rdb';
+import { inStateDir } from '../../domain/state-dir';
 import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
 import { digestAll, fillDataset } from '../support/dataset';
 import { startRedis, type RedisProcess } from '../support/redis';
@@ -302,7 +303,7 @@ describe('the CLI gate', () => {
       );
       expect(started.code, started.stderr).toBe(0);
       expect(started.stdout).toMatch(/restore plan for cli/);
-      expect(started.stdout).toMatch(/started restore\/cli; it waits for approval/);
+      expect(started.stdout).toMatch(/started restore\/cli and signed its request; it waits for approval/);
 
       const [again, self, stranger] = await Promise.all([
         runbook(cfg, 'restore', 'cli', '--from', 'latest', '--reason', 'me too please', '--key', t.people.dave.keyFile),
@@ -417,7 +418,7 @@ describe('a worker killed mid-restore', () => {
   });
 });
 
-/** The scratch redis-servers a process started (they work in a scratch dir of the restore work dir). */
+/** The scratch redis-servers a process started (they work in a scratch dir of its private folder). */
 function scratchServersOf(pid: number): number[] {
   const out: number[] = [];
   const tasks = `/proc/${pid}/task`;
@@ -430,7 +431,7 @@ function scratchServersOf(pid: number): number[] {
       } catch {
         continue; // gone
       }
-      if (isRunning(child) && cwd.startsWith(path.join(restoreWorkDir(), 'scratch-'))) out.push(child);
+      if (isRunning(child) && inStateDir(cwd, 'scratch-')) out.push(child);
     }
   }
   return out;
