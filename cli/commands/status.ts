@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { RunbookError } from '../../common/errors';
+import type { RestoreStatus } from '../../common/restore-types';
+import { escapeText } from '../escape';
 import { EXIT } from '../exit-codes';
 import { action, connectClient, loadCliConfig, print, requireWorker, rootFailure, type GlobalOptions } from '../context';
 
@@ -59,7 +61,8 @@ export const statusCommand = new Command('status')
           [
             `${workflowId} (${d.type}): ${state}`,
             `  started ${d.startTime.toISOString()}${d.closeTime ? `, closed ${d.closeTime.toISOString()}` : ''}`,
-            step ? `  step: ${(step as { step: string }).step}` : '',
+            step ? `  step: ${escapeText((step as { step: string }).step)}` : '',
+            ...approvalLines(step as Partial<RestoreStatus> | undefined),
             ...pending.map((p) => `  ${p.activity}: attempt ${p.attempt}${p.lastFailure ? `, last failure: ${p.lastFailure}` : ''}`),
             noWorker ? `  warning: ${(noWorker as RunbookError).message}` : '',
             failure ? `  failure: ${failure}` : '',
@@ -72,3 +75,13 @@ export const statusCommand = new Command('status')
       if (noWorker) process.exitCode = EXIT.NO_WORKER;
     }),
   );
+
+/** A restore's gate, as the worker verified it: who signed the request, each decision, each refusal. */
+function approvalLines(s: Partial<RestoreStatus> | undefined): string[] {
+  if (!s || !Array.isArray(s.decisions)) return [];
+  return [
+    ...(s.requester ? [`  requested by ${escapeText(s.requester.person)} (key ${s.requester.fingerprint})`] : []),
+    ...s.decisions.map((d) => `  ${d.decision}d by ${escapeText(d.approver)} (key ${d.fingerprint}) at ${d.at}`),
+    ...(s.refused ?? []).map((r) => `  refused ${r.kind} at ${r.at}: ${escapeText(r.why)}`),
+  ];
+}
