@@ -24,6 +24,8 @@ export interface CheckInput {
   disks: { destination: string; usedFraction: number | null }[];
   /** Destinations that could not be read: what was read of the others is judged, and no-backup is not claimed. */
   unreadable?: { destination: string; error: string }[];
+  /** Breaks of the audit chain, one line each ("destination d, seq n: ..."), from verifyAudit. */
+  auditBreaks?: string[];
 }
 
 export type ProblemCode =
@@ -35,7 +37,8 @@ export type ProblemCode =
   | 'drill-failed'
   | 'drill-overdue'
   | 'objective-missed'
-  | 'storage-unreadable';
+  | 'storage-unreadable'
+  | 'audit-broken';
 
 export interface Problem {
   code: ProblemCode;
@@ -140,6 +143,13 @@ export function evaluateTarget(input: CheckInput): TargetCheck {
           `free space or tighten ${target}'s retention`,
       );
     }
+  }
+
+  for (const b of input.auditBreaks ?? []) {
+    add(
+      'audit-broken',
+      `${target}'s audit trail is broken: ${b}; see \`runbook audit ${target} --verify\` and leave the records as they are`,
+    );
   }
 
   const lastDrill = input.drills[0];

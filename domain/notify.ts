@@ -13,9 +13,12 @@ export interface SlackBody {
   metadata: { event_type: string; event_payload: Record<string, unknown> };
 }
 
+/** Slack reads `<...>` as a link or mention and `&` as an entity: escaped (as Slack asks), a reason stays text. */
+export const slackEscape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 export function slackBody(e: RunbookEvent): SlackBody {
   return {
-    text: `*${e.title}*\n${e.text}`,
+    text: `*${slackEscape(e.title)}*\n${slackEscape(e.text)}`,
     metadata: {
       event_type: `redis_runbooks_${e.event.replace(/-/g, '_')}`,
       event_payload: { target: e.target, at: e.at, workflowId: e.workflowId ?? null, ...e.fields },

@@ -1,31 +1,47 @@
 import { Command } from 'commander';
-import { readAudit } from '../../domain/audit';
-import { storeRegistry } from '../../domain/storage';
+import { readAudit, verifyAudit } from '../../domain/audit';
+import { servicesFor } from '../../domain/services';
+import { auditLine, escapeControls } from '../../common/audit';
 import { targetOf } from '../../common/config';
+import { RunbookError } from '../../common/errors';
 import { action, loadCliConfig, print, type GlobalOptions } from '../context';
 
 export const auditCommand = new Command('audit')
-  .description("print a target's audit trail: restore requests, approvals, rejections and outcomes (JSON lines with --json)")
+  .description(
+    "print a target's audit trail: restore requests, approvals, rejections and outcomes (JSON lines with --json); " +
+      '--verify proves its hash chain and signatures in every destination (exit 12 when broken)',
+  )
   .argument('<target>')
+  .option('--verify', 'verify the chain in every destination: signatures, links, order, and the destinations against each other')
   .action(
-    action(async (target: string, _o: unknown, cmd: Command) => {
+    action(async (target: string, opts: { verify?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
       targetOf(config, target);
-      const events = await readAudit(config, storeRegistry(config), target);
+      const services = servicesFor(config);
+      if (opts.verify) {
+        const v = await verifyAudit(services, target);
+        const legacy = v.legacy ? ` (and ${v.legacy} older record${v.legacy === 1 ? '' : 's'} from before the chain, unverifiable)` : '';
+        if (v.ok) {
+          const where = v.destinations.map((d) => d.destination).join(', ');
+          print(global, v, () => `${v.records} record${v.records === 1 ? '' : 's'}, chain intact in ${where}${legacy}\n`);
+          return;
+        }
+        if (global.json) print(global, v, () => '');
+        throw new RunbookError(
+          'AUDIT_BROKEN',
+          `the audit trail of ${target} is broken:\n` +
+            v.breaks.map((b) => `  destination ${b.destination}, seq ${b.seq}: ${b.kind}: ${escapeControls(b.message)}`).join('\n'),
+          'nothing was changed; keep the destinations as they are for the investigation, and compare them (a copy that verifies holds the original records)',
+        );
+      }
+      const entries = await readAudit(config, services.stores, target);
       if (global.json) {
-        process.stdout.write(events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : ''));
+        process.stdout.write(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
         return;
       }
-      print(global, events, () =>
-        events.length === 0
-          ? `no audit records for ${target}\n`
-          : events
-              .map(
-                (e) =>
-                  `${e.at}  ${e.action} ${e.event.padEnd(9)} by ${e.actor}${e.identity ? ` (${e.identity})` : ''}  ${e.workflowId}${e.detail ? `: ${e.detail}` : ''}`,
-              )
-              .join('\n') + '\n',
+      print(global, entries, () =>
+        entries.length === 0 ? `no audit records for ${target}\n` : entries.map((e) => auditLine(e)).join('\n') + '\n',
       );
     }),
   );

@@ -1,8 +1,11 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
+import { verifyAudit } from '../../domain/audit';
 import { listDestination } from '../../domain/catalog';
-import { listDrillReports } from '../../domain/drill-store';
+import { servicesFor } from '../../domain/services';
+import { escapeControls } from '../../common/audit';
+import { readDrillReports } from '../../domain/drill-store';
 import { storeRegistry, type StoreRegistry } from '../../domain/storage';
 import { evaluateTarget, humanMs, type CheckInput, type TargetCheck } from '../../common/check';
 import { targetOf, type Config } from '../../common/config';
@@ -37,7 +40,10 @@ export const checkCommand = new Command('check')
     }),
   );
 
-export async function checkTarget(config: Config, stores: StoreRegistry, name: string, now: Date): Promise<TargetCheck> {
+/** A target's check, and what storage holds that does not count (unsigned backups, drill reports not trusted), told but not judged. */
+export type CheckedTarget = TargetCheck & { ignored?: string[] };
+
+export async function checkTarget(config: Config, stores: StoreRegistry, name: string, now: Date): Promise<CheckedTarget> {
   const t = targetOf(config, name);
   const unreadable: NonNullable<CheckInput['unreadable']> = [];
   const failed = (destination: string, err: unknown) => {
@@ -47,7 +53,7 @@ export async function checkTarget(config: Config, stores: StoreRegistry, name: s
 
   const listings = await Promise.all(
     t.destinations.map((d) =>
-      listDestination(stores, d, name).catch((err: unknown) => {
+      listDestination(config, stores, d, name).catch((err: unknown) => {
         failed(d, err);
         return null;
       }),
@@ -56,10 +62,16 @@ export async function checkTarget(config: Config, stores: StoreRegistry, name: s
   // A backup is listed once, from the first destination holding its manifest (they are written alike).
   const byId = new Map<string, Manifest>();
   const suspicious: string[] = [];
+  const ignored: string[] = [];
   for (const l of listings) {
     if (!l) continue;
     for (const [id, m] of l.withManifest) if (!byId.has(id)) byId.set(id, m);
     suspicious.push(...l.invalidManifest.map((id) => `${l.destination}:${id}`));
+    // Only trusted manifests are judged. A forged or impossible one is tampering: a person must look.
+    for (const [id, { trust }] of l.untrusted) {
+      if (trust.state === 'unsigned') ignored.push(`backup ${id} in ${l.destination} ignored: unsigned (${trust.reason})`);
+      else suspicious.push(`${l.destination}:${id} (${trust.state}: ${trust.reason})`);
+    }
   }
   const backups = [...byId.values()].sort((a, b) => b.backupId.localeCompare(a.backupId));
 
@@ -68,10 +80,13 @@ export async function checkTarget(config: Config, stores: StoreRegistry, name: s
   let drills: DrillReport[] | null = null;
   if (readable.length > 0) {
     const narrowed: Config = { ...config, targets: { ...config.targets, [name]: { ...t, destinations: readable } } };
-    drills = await listDrillReports(narrowed, stores, name).catch((err: unknown) => {
+    const read = await readDrillReports(narrowed, stores, name).catch((err: unknown) => {
       failed(`${readable.join(', ')} (drill reports)`, err);
       return null;
     });
+    drills = read?.reports ?? null;
+    for (const r of read?.ignored ?? [])
+      ignored.push(`drill report ${r.drillId} in ${r.destinations.join(', ')} ignored: ${r.state} (${r.reason})`);
   }
 
   const disks = await Promise.all(
@@ -81,7 +96,11 @@ export async function checkTarget(config: Config, stores: StoreRegistry, name: s
     }),
   );
 
-  return evaluateTarget({
+  // A destination that cannot be read is a problem of its own already, not also an audit one.
+  const audit = await verifyAudit(servicesFor(config, { stores }), name).catch(() => null);
+  const auditBreaks = audit?.breaks.map((b) => `destination ${b.destination}, seq ${b.seq}: ${b.kind}: ${escapeControls(b.message)}`);
+
+  const checked: CheckedTarget = evaluateTarget({
     target: name,
     now,
     rpoMs: durationMs(t.rpo),
@@ -93,7 +112,9 @@ export async function checkTarget(config: Config, stores: StoreRegistry, name: s
     suspicious,
     disks,
     unreadable,
+    auditBreaks,
   });
+  return ignored.length ? { ...checked, ignored } : checked;
 }
 
 /** The used fraction of the file system holding `dir` (or its nearest existing parent), as df counts it. */
@@ -109,17 +130,17 @@ async function usedFraction(dir: string): Promise<number | null> {
   }
 }
 
-function renderTarget(t: TargetCheck): string {
+function renderTarget(t: CheckedTarget): string {
   const f = t.facts;
+  const notes = (t.ignored ?? []).map((n) => `  note: ${n}\n`).join('');
   if (t.ok) {
     const backup = f.newestVerifiedBackup ? `newest verified backup ${humanMs(f.newestVerifiedBackup.ageMs)} old` : '';
     const drill = f.lastDrill ? `last drill ${f.lastDrill.outcome} ${humanMs(f.lastDrill.ageMs)} ago` : 'never drilled';
-    return `${t.target}: OK (${[backup, drill].filter(Boolean).join(', ')})\n`;
+    return `${t.target}: OK (${[backup, drill].filter(Boolean).join(', ')})\n${notes}`;
   }
-  return [
-    `${t.target}: FAIL ${[...new Set(t.problems.map((p) => p.code))].join(', ')}`,
-    ...t.problems.map((p) => `  ${p.code}: ${p.message}`),
-  ]
-    .map((l) => `${l}\n`)
-    .join('');
+  return (
+    [`${t.target}: FAIL ${[...new Set(t.problems.map((p) => p.code))].join(', ')}`, ...t.problems.map((p) => `  ${p.code}: ${p.message}`)]
+      .map((l) => `${l}\n`)
+      .join('') + notes
+  );
 }

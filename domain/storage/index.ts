@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Config, StorageConfig } from '../../common/config';
 import { RunbookError } from '../../common/errors';
 import { LocalStore } from './local';
-import { assertKey, type Store } from './store';
+import { assertKey, type CreateOptions, type Store } from './store';
 
 export type { Store } from './store';
 
@@ -43,6 +43,12 @@ class LazyS3Store implements Store {
   }
   async abortStaleUploads(prefix: string, olderThanMs: number) {
     return (await this.store()).abortStaleUploads!(prefix, olderThanMs);
+  }
+  async createExclusive(key: string, body: string, options?: CreateOptions) {
+    return (await this.store()).createExclusive(key, body, options);
+  }
+  async createIfAbsent(key: string, body: string, options?: CreateOptions) {
+    return (await this.store()).createIfAbsent(key, body, options);
   }
   private loaded?: Store;
   bytesOnWire() {
@@ -113,6 +119,12 @@ class Classified implements Store {
   }
   bytesOnWire() {
     return this.store.bytesOnWire?.() ?? 0;
+  }
+  createExclusive(key: string, body: string, options?: CreateOptions) {
+    return this.call('creating', key, () => this.store.createExclusive(key, body, options));
+  }
+  createIfAbsent(key: string, body: string, options?: CreateOptions) {
+    return this.call('creating', key, () => this.store.createIfAbsent(key, body, options));
   }
   abortStaleUploads(prefix: string, olderThanMs: number) {
     return this.call(

@@ -1,10 +1,10 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { assertKey, notFound, type Store } from './store';
+import { assertKey, notFound, type CreateOptions, type Store } from './store';
 
 /** A directory. Writes go to a temp name, are fsynced, then renamed: a crash leaves no half file. */
 export class LocalStore implements Store {
@@ -82,6 +82,37 @@ export class LocalStore implements Store {
 
   async removeDir(prefix: string): Promise<void> {
     await rm(this.location(prefix), { recursive: true, force: true });
+  }
+
+  /** link(2) never replaces an existing name: of racing writers exactly one links its whole, fsynced file. */
+  async createExclusive(key: string, body: string, _options?: CreateOptions): Promise<boolean> {
+    const file = this.location(key);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    // Not removeStalePartials: it would delete a racing writer's temp file before its link.
+    const tmp = `${file}.partial-${randomBytes(6).toString('hex')}`;
+    try {
+      await writeFile(tmp, body, { mode: 0o600, flag: 'wx' });
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await link(tmp, file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        return (await readFile(file, 'utf8')) === body;
+      }
+      await syncDir(path.dirname(file));
+      return true;
+    } finally {
+      await unlink(tmp).catch(() => {});
+    }
+  }
+
+  createIfAbsent(key: string, body: string, options?: CreateOptions): Promise<boolean> {
+    return this.createExclusive(key, body, options);
   }
 }
 

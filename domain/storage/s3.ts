@@ -2,10 +2,13 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   NoSuchKey,
+  PutObjectCommand,
   S3Client,
+  type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Agent as HttpAgent } from 'node:http';
@@ -13,9 +16,11 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { StorageConfig } from '../../common/config';
+import { durationMs } from '../../common/duration';
 import { resolveOptionalSecret } from '../secrets';
 import { RunbookError } from '../../common/errors';
-import { assertKey, notFound, type Store } from './store';
+import { agree } from './consensus';
+import { assertKey, notFound, type CreateOptions, type Store } from './store';
 
 type S3Config = Extract<StorageConfig, { type: 's3' }>;
 
@@ -184,6 +189,81 @@ export class S3Store implements Store {
       uploadIdMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined;
     } while (keyMarker);
     return aborted;
+  }
+
+  /** A small object in one request; the checksum header is what a bucket with Object Lock requires. */
+  private async put(key: string, body: string, more: Partial<PutObjectCommandInput> = {}): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key), Body: body, ChecksumAlgorithm: 'SHA256', ...more }),
+    );
+  }
+
+  private objectLock?: Promise<boolean>;
+
+  /** Retention for an audit record where the bucket has Object Lock enabled (asked once). */
+  private async retention(options?: CreateOptions): Promise<Partial<PutObjectCommandInput>> {
+    if (!options?.retain) return {};
+    this.objectLock ??= this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.config.bucket })).then(
+      (res) => res.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled',
+      (err: unknown) => {
+        // No lock configuration, or a server or a policy that will not tell: written without retention
+        // of our own (a bucket's default retention, if any, still applies).
+        const name = (err as { name?: string }).name ?? '';
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (/ObjectLockConfigurationNotFound|NotImplemented|AccessDenied|MethodNotAllowed/.test(name) || status === 404 || status === 501) {
+          return false;
+        }
+        this.objectLock = undefined;
+        throw err;
+      },
+    );
+    if (!(await this.objectLock)) return {};
+    return {
+      ObjectLockMode: this.config.auditRetentionMode ?? 'COMPLIANCE',
+      ObjectLockRetainUntilDate: new Date(Date.now() + durationMs(this.config.auditRetention ?? '400d')),
+    };
+  }
+
+  /**
+   * Never overwrites: an existing key is read and compared. The conditional PUT covers a writer racing
+   * in between (on servers that honour it; the racers of such keys write the same bytes anyway).
+   */
+  async createIfAbsent(key: string, body: string, options?: CreateOptions): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.readText(key);
+      if (existing !== null) return existing === body;
+      try {
+        await this.put(key, body, { IfNoneMatch: '*', ...(await this.retention(options)) });
+        return true;
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        // 412: it exists now; 409: a racing conditional write is in flight; 403: an object under Object
+        // Lock already holds the key. Each is settled by reading it again.
+        if (attempt < 5 && (status === 412 || status === 409 || status === 403)) continue;
+        this.refused(err);
+      }
+    }
+  }
+
+  /**
+   * Racing creators agree on one body first (domain/storage/consensus.ts: not every S3 server makes a
+   * conditional PUT atomic), with their blocks under `<folder>/claims/<name>/`; the agreed body is then
+   * created like a copy.
+   */
+  async createExclusive(key: string, body: string, options?: CreateOptions): Promise<boolean> {
+    const cut = key.lastIndexOf('/');
+    const claims = `${key.slice(0, cut + 1)}claims/${key.slice(cut + 1).replace(/\.json$/, '')}`;
+    const agreed = await agree(
+      {
+        list: () => this.listFiles(claims),
+        read: (name) => this.readText(`${claims}/${name}`),
+        write: (name, block) => this.put(`${claims}/${name}`, block).catch((err) => this.refused(err)),
+      },
+      body,
+      () => this.readText(key),
+      `destination ${this.name} (${this.location(key)})`,
+    );
+    return (await this.createIfAbsent(key, agreed, options)) && agreed === body;
   }
 
   destroy(): void {

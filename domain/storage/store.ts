@@ -21,6 +21,22 @@ export interface Store {
   bytesOnWire?(): number;
   /** Aborts multipart uploads under a prefix begun longer ago than that (S3 only); returns their keys. */
   abortStaleUploads?(prefix: string, olderThanMs: number): Promise<string[]>;
+  /**
+   * Creates a small object unless the key exists, safely when several writers race for the same key
+   * with different bodies: exactly one body wins, and no writer's win is later overwritten. True when
+   * the key holds `body` (this call's, or the same bytes written before), false when it holds another.
+   */
+  createExclusive(key: string, body: string, options?: CreateOptions): Promise<boolean>;
+  /**
+   * Creates a small object unless the key exists; never overwrites. For keys whose racing writers all
+   * write the same bytes (the copies of a record): true when the key holds `body`, false when another.
+   */
+  createIfAbsent(key: string, body: string, options?: CreateOptions): Promise<boolean>;
+}
+
+export interface CreateOptions {
+  /** An audit record: kept under the destination's audit retention where the bucket has Object Lock. */
+  retain?: boolean;
 }
 
 const SAFE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
