@@ -1,6 +1,6 @@
 import type { RestoreReport } from '../common/restore-types';
 import { mib } from '../common/units';
-import { escapeText } from './escape';
+import { escapeControls as escapeText } from '../common/escape';
 
 export function renderRestoreText(r: RestoreReport): string {
   const p = r.plan;
@@ -15,7 +15,9 @@ export function renderRestoreText(r: RestoreReport): string {
   if (r.requestedBy) lines.push(`  requested by: ${escapeText(r.requestedBy)}`);
   if (r.outcome) lines.push(`outcome: ${r.outcome}: ${escapeText(r.targetState)}`);
   for (const d of r.decisions ?? [])
-    lines.push(`  ${d.decision}d by ${escapeText(d.approver)} (key ${d.fingerprint}) at ${d.at}${d.comment ? `: ${escapeText(d.comment)}` : ''}`);
+    lines.push(
+      `  ${d.decision}d by ${escapeText(d.approver)} (key ${d.fingerprint}) at ${d.at}${d.comment ? `: ${escapeText(d.comment)}` : ''}`,
+    );
   for (const s of r.steps ?? []) lines.push(`  ${s.name.padEnd(22)} ${(s.durationMs / 1000).toFixed(1)} s`);
   if (r.writePauseMs !== undefined) lines.push(`  write pause: ${(r.writePauseMs / 1000).toFixed(1)} s`);
   for (const c of r.verification ?? []) lines.push(`  ${c.ok ? 'ok    ' : 'FAILED'} ${c.name}: ${c.detail}`);

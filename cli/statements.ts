@@ -7,7 +7,7 @@ import { durationMs } from '../common/duration';
 import { RunbookError } from '../common/errors';
 import type { RestoreStatus } from '../common/restore-types';
 import { signWithSshKey } from '../domain/trust/sshsig';
-import { escapeText } from './escape';
+import { escapeControls as escapeText } from '../common/escape';
 
 /** The key to sign with: --key, else $RUNBOOK_SSH_KEY. */
 export function signingKeyFile(given: string | undefined, what: string): string {

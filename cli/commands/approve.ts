@@ -5,7 +5,7 @@ import { RunbookError } from '../../common/errors';
 import type { Decision } from '../../common/restore-types';
 import type { RecoverStatus } from '../../common/drill-types';
 import { action, connectClient, requireWorker, loadCliConfig, print, type GlobalOptions } from '../context';
-import { escapeText } from '../escape';
+import { escapeControls as escapeText } from '../../common/escape';
 import { readyToSign, renderSigning, signAndSend, signingKeyFile } from '../statements';
 
 /**
@@ -56,7 +56,7 @@ function decisionCommand(kind: 'approve' | 'reject') {
           global,
           decisions,
           () =>
-            `${kind === 'approve' ? 'approved' : 'rejected'} ${handle.workflowId} as ${escapeText(mine?.approver)} (key ${mine?.fingerprint})\n`,
+            `${kind === 'approve' ? 'approved' : 'rejected'} ${handle.workflowId} as ${escapeText(mine?.approver ?? '?')} (key ${mine?.fingerprint})\n`,
         );
         await client.connection.close();
       },

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { RunbookError } from '../../common/errors';
 import type { RestoreStatus } from '../../common/restore-types';
-import { escapeText } from '../escape';
+import { escapeControls as escapeText } from '../../common/escape';
 import { EXIT } from '../exit-codes';
 import { action, connectClient, loadCliConfig, print, requireWorker, rootFailure, type GlobalOptions } from '../context';
 
