@@ -27,8 +27,8 @@ export interface PipelineResult {
 export interface PipelineOptions {
   compression: Compression;
   compressionLevel?: number;
-  /** The age recipient to encrypt to; absent: stored unencrypted. */
-  encryptTo?: string;
+  /** The age recipients to encrypt to (any one's identity decrypts); absent or empty: stored unencrypted. */
+  encryptTo?: string[];
   /** Called with the raw bytes read so far, at most about once a second. */
   onProgress?: (rawBytes: number, storedBytes: number) => void;
   /** Called, at most once a second, with the bytes sent to the destinations' servers since the last call. */
@@ -50,14 +50,16 @@ export function decompressor(kind: Compression): Duplex {
 }
 
 /**
- * Encryption at rest (age, X25519) when the target names a key; compressed bytes in, sealed chunks
- * out. The age program does it beside the worker's thread, which the capture keeps busy; our own
+ * Encryption at rest (age, X25519) to the target's recipients (its key's or a configured one, and the
+ * break-glass ones); compressed bytes in, sealed chunks out. The age program does it beside the worker's thread, which the capture keeps busy; our own
  * implementation of the same format (crypto/age.ts) is the fallback and does all the reading.
  */
-export function encryptor(recipient?: string): Duplex {
-  if (!recipient) return new PassThrough();
+export function encryptor(recipients?: string[]): Duplex {
+  if (!recipients?.length) return new PassThrough();
   const age = toolPath('age');
-  return age !== 'age' || hasOnPath('age') ? filterTool(age, ['-e', '-r', recipient], 'age', 'RDB_INVALID') : encryptStream(recipient);
+  return age !== 'age' || hasOnPath('age')
+    ? filterTool(age, ['-e', ...recipients.flatMap((r) => ['-r', r])], 'age', 'RDB_INVALID')
+    : encryptStream(recipients);
 }
 
 function hasOnPath(program: string): boolean {

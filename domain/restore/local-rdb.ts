@@ -3,7 +3,6 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { RDB_HEADER_LENGTH, rdbVersionFromHeader } from '../../common/rdb';
-import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createReadStream } from 'node:fs';
@@ -14,8 +13,10 @@ import { RunbookError } from '../../common/errors';
 import { artifactKeys, type Manifest } from '../../common/types';
 import { decompressor, digester } from '../pipeline';
 import type { StoreRegistry } from '../storage';
+import { otherStateDirs, stateDir } from '../state-dir';
 
-export const restoreWorkDir = () => path.join(os.tmpdir(), 'redis-runbooks-restore');
+/** Decrypted RDBs, scratch servers and drills live in this worker process's private folder. */
+export const restoreWorkDir = (): string => stateDir();
 
 export async function localRdb(
   stores: StoreRegistry,
@@ -150,6 +151,8 @@ async function matches(file: string, manifest: Manifest, signal?: AbortSignal): 
   return d.sha256() === manifest.rdb.sha256;
 }
 
+/** Removes the backup's local copy from this worker's folder and any other worker's on this host (a retried attempt's). */
 export async function removeLocalRdb(backupId: string): Promise<void> {
-  await rm(path.join(restoreWorkDir(), backupId), { recursive: true, force: true });
+  const dirs = [restoreWorkDir(), ...otherStateDirs().map((o) => o.dir)];
+  await Promise.all(dirs.map((d) => rm(path.join(d, backupId), { recursive: true, force: true })));
 }

@@ -14,7 +14,7 @@ import { durationMs } from '../../common/duration';
 import { RunbookError } from '../../common/errors';
 import type { MakeLiveResult, TargetState } from '../../common/restore-types';
 import { connectTarget, endpointOf, parseInfo, parseKeyspace } from '../redis-target';
-import { restoreWorkDir } from './local-rdb';
+import { findLasting, lastingPath } from '../state-dir';
 import { isScratchPassword, startScratch } from './scratch';
 import { serveRdb } from './rdb-master';
 import { runCommand } from '../tools';
@@ -135,14 +135,16 @@ async function ownReplicaSettings(
   client: Redis,
 ): Promise<{ settings: ReplicaSettings; file: string; lost: boolean }> {
   const e = endpointOf(ctx.targetName, ctx.target);
-  const file = path.join(restoreWorkDir(), 'replica-settings', `${ctx.targetName}-${e.host.replace(/[^\w.-]/g, '_')}-${e.port}.json`);
+  // In the worker's private folder, where the next worker process adopts it if this one dies.
+  const rel = path.join('replica-settings', `${ctx.targetName}-${e.host.replace(/[^\w.-]/g, '_')}-${e.port}.json`);
   const get = async (key: string) => ((await client.config('GET', key)) as string[])[1] ?? '';
   const current = { masterauth: await get('masterauth'), masteruser: await get('masteruser') };
   if (!isScratchPassword(current.masterauth)) {
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const file = lastingPath(rel);
     await writeFile(file, JSON.stringify(current), { mode: 0o600 });
     return { settings: current, file, lost: false };
   }
+  const file = findLasting(rel) ?? lastingPath(rel);
   const saved = await readFile(file, 'utf8').then(
     (text) => JSON.parse(text) as ReplicaSettings,
     () => undefined,

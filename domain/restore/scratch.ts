@@ -1,6 +1,7 @@
 // A scratch redis-server started by the worker on a backup's RDB: the master a target replicates the
 // backup from, and the reference verification compares the target with. A random password keeps the
-// copy of production data it serves to those who are meant to have it.
+// copy of production data it serves to those who are meant to have it; it is given in a config file
+// (0600, in the worker's private folder), never on the command line, which any user sees in `ps`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,10 @@ import { Redis } from 'ioredis';
 import { RunbookError } from '../../common/errors';
 import { childEnv, toolPath } from '../tools';
 import { parseInfo } from '../redis-target';
+import { isAlive, ownerAlive, ownerRecord, reapDeadStateDirs } from '../state-dir';
 import { restoreWorkDir } from './local-rdb';
+
+export { ownerRecord };
 
 /** Marks a scratch server's password: found as a target's masterauth, it is a restore's, not the target's own. */
 const SCRATCH_PASSWORD_PREFIX = 'rr-scratch-';
@@ -42,38 +46,25 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
   symlinkSync(rdbFile, path.join(dir, 'dump.rdb'));
   const port = await freePort(host);
   const password = SCRATCH_PASSWORD_PREFIX + randomBytes(24).toString('hex');
-  const child = spawn(
-    toolPath('redis-server'),
-    [
-      '--port',
-      String(port),
-      '--bind',
-      host,
-      '--dir',
-      dir,
-      '--dbfilename',
-      'dump.rdb',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--requirepass',
-      password,
-      '--repl-diskless-sync',
-      'yes',
-      '--repl-diskless-sync-delay',
-      '0',
-      '--protected-mode',
-      'no',
-      '--databases',
-      String(databases),
-      '--logfile',
-      path.join(dir, 'redis.log'),
-      '--daemonize',
-      'no',
-    ],
-    { stdio: 'ignore', env: childEnv() },
-  );
+  const conf = path.join(dir, 'redis.conf');
+  const settings: [string, string][] = [
+    ['port', String(port)],
+    ['bind', host],
+    ['dir', dir],
+    ['dbfilename', 'dump.rdb'],
+    ['save', ''],
+    ['appendonly', 'no'],
+    ['requirepass', password],
+    ['repl-diskless-sync', 'yes'],
+    ['repl-diskless-sync-delay', '0'],
+    ['protected-mode', 'no'],
+    ['databases', String(databases)],
+    ['logfile', path.join(dir, 'redis.log')],
+    ['daemonize', 'no'],
+  ];
+  // Quoted as redis-server reads quoted values (JSON's escapes are a subset of its own).
+  writeFileSync(conf, settings.map(([k, v]) => `${k} ${JSON.stringify(v)}\n`).join(''), { mode: 0o600 });
+  const child = spawn(toolPath('redis-server'), [conf], { stdio: 'ignore', env: childEnv() });
   // A missing binary is an error event: unheard, it would take the whole worker down.
   let spawnError: Error | undefined;
   child.on('error', (err) => (spawnError = err));
@@ -98,20 +89,18 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
 export const OWNER = 'owner.json';
 
 /**
- * This process, as a folder's owner. The token tells this process from an earlier one with the same
- * pid: a restarted container's worker usually gets its predecessor's pid.
- */
-const PROCESS_TOKEN = randomBytes(8).toString('hex');
-export const ownerRecord = (server?: number): string => JSON.stringify({ worker: process.pid, token: PROCESS_TOKEN, server });
-
-/**
  * Scratch servers and drill folders whose worker died (SIGKILL, OOM) without removing them: each still
  * holds a copy of a backup, and a server may still feed the target. The next scratch or sandbox started
  * on this host removes them. A server
  * is killed only while it provably works in its own dir (/proc): a reused pid is left alone.
  */
 function stopOrphans(): void {
-  const root = restoreWorkDir();
+  sweep(restoreWorkDir());
+  // Other workers' private folders, of workers that died: their servers are stopped, the folders removed.
+  reapDeadStateDirs(sweep);
+}
+
+function sweep(root: string): void {
   let dirs: string[];
   try {
     dirs = readdirSync(root).filter((d) => d.startsWith('scratch-') || d.startsWith('drill-'));
@@ -126,11 +115,10 @@ function stopOrphans(): void {
     } catch {
       continue; // being started, or not one of ours
     }
-    const ownerAlive = owner.worker === process.pid ? owner.token === PROCESS_TOKEN : isAlive(owner.worker);
-    if (ownerAlive) continue;
+    if (ownerAlive(owner)) continue;
     if (owner.server && isAlive(owner.server)) {
       if (!existsSync('/proc/self/cwd')) continue; // no /proc: cannot tell it is ours
-      // redis-server rewrites its command line, but works in its --dir.
+      // redis-server rewrites its command line, but works in its dir.
       try {
         if (readlinkSync(`/proc/${owner.server}/cwd`) === dir) process.kill(owner.server, 'SIGKILL');
       } catch {
@@ -138,15 +126,6 @@ function stopOrphans(): void {
       }
     }
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
