@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { configPath, configSchema, loadConfig } from '../../common/config';
 import { action, print, type GlobalOptions } from '../context';
-import { trustedKeys } from '../../domain/trust/people';
+import { normalizeSshPublicKey } from '../../domain/trust/sshsig';
+import { RunbookError } from '../../common/errors';
 
 /**
  * The config's JSON Schema, generated from the zod schema that validates it, for editors
@@ -41,8 +42,16 @@ configCommand
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const resolved = configPath(file ?? global.config);
       const config = loadConfig(resolved);
-      // People's keys (and the allowed-signers file) are read as the worker reads them.
-      const people = trustedKeys(config);
-      print(global, { ok: true, file: resolved, keys: people.size }, () => 'ok\n');
+      // People's keys in the file are parsed as the worker parses them (files referenced are not read).
+      const keys = Object.entries(config.people).flatMap(([person, p]) =>
+        p.keys.map((k, i) => {
+          try {
+            return normalizeSshPublicKey(k);
+          } catch (err) {
+            throw new RunbookError('CONFIG_INVALID', `${resolved}: people.${person}.keys.${i}: ${(err as Error).message}`);
+          }
+        }),
+      );
+      print(global, { ok: true, file: resolved, keys: keys.length }, () => 'ok\n');
     }),
   );
