@@ -239,9 +239,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
       .catch(noting('removing the local copies'));
     const outcome = isCancellation(err) ? 'cancelled' : 'failed';
     const error = messageOf(err);
-    await audit(outcome, requester(), `${error}; target: ${targetState}`).catch(
-      noting('the audit record of the failure was not written'),
-    );
+    await audit(outcome, requester(), `${error}; target: ${targetState}`).catch(noting('the audit record of the failure was not written'));
     const final: RestoreReport = {
       ...planned,
       ...done,

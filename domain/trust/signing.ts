@@ -109,11 +109,11 @@ export function verifierFor(config: Pick<Config, 'signing'>) {
     if (sig.alg !== 'ed25519' || !key) {
       return { ok: false, state: 'forged', reason: `it is signed by key ${String(sig.keyId)}, which is not in signing.trust` };
     }
-    let good = false;
+    let good: boolean;
     try {
       good = verify(null, bytesToSign(obj), key, Buffer.from(sig.value, 'base64'));
     } catch {
-      good = false;
+      good = false; // a value that is not even a signature
     }
     return good
       ? { ok: true, keyId: sig.keyId }

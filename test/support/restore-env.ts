@@ -58,7 +58,7 @@ export async function startRestoreEnv(
   // dave has a second key: one person with two keys is still one person.
   const daveAlt = makePeople(dir, ['dave-alt'])['dave-alt'];
   const peopleSection = peopleYaml(people).replace(
-    /^  dave:\n    keys: \[(.*)\]$/m,
+    /^ {2}dave:\n {4}keys: \[(.*)\]$/m,
     (_, key: string) => `  dave:\n    keys: [${key}, ${JSON.stringify(daveAlt.publicKey)}]`,
   );
   const text = `
