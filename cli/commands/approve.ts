@@ -38,7 +38,7 @@ function decisionCommand(kind: 'approve' | 'reject') {
         if (raw.validFor !== undefined && !/^\d+(s|m|h)$/.test(raw.validFor)) {
           throw new RunbookError('BAD_INPUT', '--valid-for: a duration such as "15m" or "1h"');
         }
-        const keyFile = signingKeyFile(raw.key, `a ${kind === 'approve' ? 'approval' : 'rejection'}`);
+        const keyFile = signingKeyFile(raw.key, kind === 'approve' ? 'an approval' : 'a rejection');
         const config = loadCliConfig(global);
         const client = await connectClient(config);
         await requireWorker(client, config);

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../common/config';
 import { RunbookError } from '../../common/errors';
 import { createRunbookWorker } from '../../worker';
+import { signingKey } from '../support/signing';
 import { temporalConnectionSettings, temporalTarget } from '../../worker/connection';
 import { makeCerts, startHeaderRecorder, startTlsPipe, type CertFiles, type HeaderRecorder, type TlsPipe } from '../support/tls';
 import { startTemporal } from '../support/temporal';
@@ -23,6 +24,8 @@ let dir: string;
 let certs: CertFiles;
 let pipe: TlsPipe;
 let recorder: HeaderRecorder;
+/** A worker signs what it writes: its config needs a signing key. */
+let signing: string;
 
 const TASK_QUEUE = 'tls-test';
 const TARGETS = `
@@ -76,6 +79,7 @@ function runCli(configFile: string, vars: Record<string, string>, ...args: strin
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'rr-temporal-tls-'));
   certs = makeCerts(path.join(dir, 'certs'));
+  signing = signingKey(dir).yaml;
   env = await startTemporal();
   [pipe, recorder] = await Promise.all([startTlsPipe(certs, env.address), startHeaderRecorder(certs)]);
 });
@@ -102,7 +106,7 @@ describe('with the right client certificate', () => {
   });
 
   it('a worker connects through TLS and polls the task queue', async () => {
-    const config = parseConfig(`temporal: { taskQueue: tls-worker, address: "${pipe.address}", ${good()} }\n${TARGETS}`);
+    const config = parseConfig(`temporal: { taskQueue: tls-worker, address: "${pipe.address}", ${good()} }\n${TARGETS}${signing}`);
     const { worker, close, address } = await createRunbookWorker({ config });
     expect(address).toBe(pipe.address);
     try {
@@ -237,7 +241,9 @@ describe('a wrong TLS setup exits 4 within seconds, naming the address and the c
   });
 
   it('the worker refuses the same way, at once', async () => {
-    const config = parseConfig(`temporal: { taskQueue: tls-worker, address: "${pipe.address}", ${tlsWith({ ca: certs.ca })} }\n${TARGETS}`);
+    const config = parseConfig(
+      `temporal: { taskQueue: tls-worker, address: "${pipe.address}", ${tlsWith({ ca: certs.ca })} }\n${TARGETS}${signing}`,
+    );
     const started = Date.now();
     const err = await createRunbookWorker({ config }).then(
       () => undefined,
