@@ -2,6 +2,7 @@
 // a statement for another run, plan or time counts for nothing, an unsigned or badly signed one is
 // refused, and a workflow that is not ours (or ours, driven by someone else) gets no change made to a
 // target by the worker.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -171,6 +172,50 @@ describe('the approval gate by key', () => {
       // What reached the worker and failed its check is recorded as refused, and never counts.
       expect(status.refused.length).toBeGreaterThanOrEqual(2);
       expect(await two.client().get('k')).toBe('live');
+    } finally {
+      await endRestore(handle);
+    }
+  });
+});
+
+describe('runbook approve on a terminal', () => {
+  /** The CLI on a pseudo-terminal (script(1)), answering `answer` once it asks. */
+  function onTerminal(args: string[], answer: string): Promise<{ code: number | null; out: string }> {
+    const cli = [process.execPath, '--import', 'tsx', 'cli/index.ts', '--config', t.configFile, ...args].map((a) => `'${a}'`).join(' ');
+    return new Promise((resolve) => {
+      const child = spawn('script', ['-qec', cli, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let answered = false;
+      const read = (d: Buffer) => {
+        out += d.toString();
+        if (!answered && /\[y\/N\]/.test(out)) {
+          answered = true;
+          child.stdin.write(`${answer}\r`);
+        }
+      };
+      child.stdout.on('data', read);
+      child.stderr.on('data', read);
+      const timer = setTimeout(() => child.kill(), 60_000);
+      child.on('close', (code) => (clearTimeout(timer), resolve({ code, out })));
+    });
+  }
+
+  it('shows the plan it is about to sign and signs only on yes', { timeout: 120_000 }, async () => {
+    const handle = await t.startRestore({ target: 'two', from: 'latest', reason: 'terminal check' });
+    try {
+      await awaitingApproval(handle);
+      const no = await onTerminal(['approve', 'restore/two', '--key', t.people.alice.keyFile], 'n');
+      expect(no.out).toMatch(/approve the restore of two:/);
+      expect(no.out).toMatch(/requested by: requester \(key SHA256:/);
+      expect(no.out).toMatch(/reason: +terminal check/);
+      expect(no.out).toMatch(/RDB SHA-256 [0-9a-f]{64}/);
+      expect(no.out).toMatch(/not signed: nothing was sent/);
+      expect(no.code).toBe(9);
+      expect((await statusOf(handle)).decisions).toEqual([]);
+      const yes = await onTerminal(['approve', 'restore/two', '--key', t.people.alice.keyFile], 'y');
+      expect(yes.code, yes.out).toBe(0);
+      expect(yes.out).toMatch(/approved restore\/two as alice/);
+      expect((await statusOf(handle)).decisions.map((d) => d.approver)).toEqual(['alice']);
     } finally {
       await endRestore(handle);
     }
