@@ -16,6 +16,7 @@ import {
 } from '../common/approval-statement';
 import type { AuditEvent } from '../common/audit';
 import { targetOf } from '../common/config';
+import { isOneOf } from '../common/restore-types';
 import { RunbookError } from '../common/errors';
 import { appendAudit } from '../domain/audit';
 import { verifyStatement } from '../domain/trust/people';
@@ -137,7 +138,7 @@ export function createGate(deps: Deps) {
           request &&
           d.kind !== 'request' &&
           samePlan(d.statement) &&
-          rule.approvers.includes(d.signer.person) &&
+          isOneOf(d.signer, rule.approvers) &&
           d.signer.fingerprint !== request.signer.fingerprint &&
           (rule.allowSelfApproval || d.signer.person !== request.signer.person),
       );

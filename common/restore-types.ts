@@ -5,7 +5,12 @@ import type { KeyspaceDb } from './types';
 export interface Signer {
   person: string;
   fingerprint: string;
+  /** Other names of the same person (an allowed-signers line with several principals). */
+  aliases?: string[];
 }
+
+/** Whether the signer is one of these people, by any of their names. */
+export const isOneOf = (s: Signer, names: readonly string[]): boolean => [s.person, ...(s.aliases ?? [])].some((n) => names.includes(n));
 
 export type RestoreStrategy = 'replica-promote' | 'file-swap' | 'logical';
 

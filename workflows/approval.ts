@@ -15,7 +15,7 @@ import {
   type StatementKind,
 } from '../common/approval-statement';
 import type { AuditEvent } from '../common/audit';
-import type { Decision, RestoreInput, RestorePlan, RestoreStatus } from '../common/restore-types';
+import { isOneOf, type Decision, type RestoreInput, type RestorePlan, type RestoreStatus } from '../common/restore-types';
 import { fail } from '../common/errors';
 import { messageOf, quick, records } from './shared';
 
@@ -125,7 +125,7 @@ export function approvalGate(input: RestoreInput, status: RestoreStatus) {
     const signer = await verified(kind, signed);
     const p = plan!;
     const requester = status.requester!;
-    if (!p.approvers.includes(signer.person)) {
+    if (!isOneOf(signer, p.approvers)) {
       refuse(
         kind,
         `${signer.person} (key ${signer.fingerprint}) may not decide restores of ${target} (approvers: ${p.approvers.join(', ')})`,

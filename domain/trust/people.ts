@@ -8,6 +8,8 @@ import { normalizeSshPublicKey, parseAllowedSigners, sshFingerprint, verifySshSi
 
 export interface Person {
   person: string;
+  /** Every name of the person: in an allowed-signers file, the principals of the key's line. */
+  aliases: string[];
   publicKey: string;
   fingerprint: string;
 }
@@ -15,7 +17,7 @@ export interface Person {
 /** Every trusted key, by fingerprint. A key listed for two people is refused: it would let one person be two. */
 export function trustedKeys(config: Config): Map<string, Person> {
   const byKey = new Map<string, Person>();
-  const add = (person: string, line: string, where: string) => {
+  const add = (person: string, aliases: string[], line: string, where: string) => {
     const publicKey = normalizeSshPublicKey(line);
     const fingerprint = sshFingerprint(publicKey);
     const seen = byKey.get(fingerprint);
@@ -26,9 +28,9 @@ export function trustedKeys(config: Config): Map<string, Person> {
         'give each person their own key',
       );
     }
-    byKey.set(fingerprint, { person, publicKey, fingerprint });
+    byKey.set(fingerprint, { person, aliases, publicKey, fingerprint });
   };
-  for (const [person, { keys }] of Object.entries(config.people)) for (const k of keys) add(person, k, 'people');
+  for (const [person, { keys }] of Object.entries(config.people)) for (const k of keys) add(person, [person], k, 'people');
   if (config.allowedSigners) {
     const file = config.allowedSigners.slice('file:'.length);
     let text: string;
@@ -41,13 +43,14 @@ export function trustedKeys(config: Config): Map<string, Person> {
         'check the path and that the worker may read it',
       );
     }
-    for (const entry of parseAllowedSigners(text, file)) for (const p of entry.principals) add(p, entry.publicKey, file);
+    // The principals of one line are names of one person: the first is the name shown, any of them may be an approver.
+    for (const entry of parseAllowedSigners(text, file)) add(entry.principals[0]!, entry.principals, entry.publicKey, file);
   }
   return byKey;
 }
 
 /** The names of everyone with a key: what targets' approvers must be drawn from. */
-export const knownPeople = (config: Config): Set<string> => new Set([...trustedKeys(config).values()].map((p) => p.person));
+export const knownPeople = (config: Config): Set<string> => new Set([...trustedKeys(config).values()].flatMap((p) => p.aliases));
 
 /**
  * A signed statement, checked: its text is a statement, its signature is good, and the key that made
@@ -72,5 +75,8 @@ export function verifyStatement(config: Config, signed: SignedStatement): { stat
       "add the person's public key under people (or the allowed-signers file), or sign with a key that is there",
     );
   }
-  return { statement, signer: { person: person.person, fingerprint } };
+  return {
+    statement,
+    signer: { person: person.person, fingerprint, ...(person.aliases.length > 1 ? { aliases: person.aliases } : {}) },
+  };
 }
