@@ -30,7 +30,7 @@ Exit codes:
   6  the runbook ran and failed, or was cancelled (see its message and the Temporal UI)
   7  verification failed: a stored copy does not match its checksums
   8  backup or workflow not found
-  9  refused: a restore of the target is already running, or the approver may not decide
+  9  refused: a restore of the target is already running, the approver may not decide, or the worker's gate refused a step
   10 runbook check: a target is out of its objectives (backup too old, drill failed or overdue, ...)
   11 no worker polls the task queue: start \`runbook worker\` (queries, approvals and --wait need one)
   12 trust: a signature is missing, forged or not trusted, or the audit trail is broken`;
