@@ -1,12 +1,12 @@
 // What every command needs: the config, a Temporal client, output that is text or JSON, and one
 // place where failures become a message and an exit code.
-import { Client, Connection } from '@temporalio/client';
-import proto from '@temporalio/proto';
+// The Temporal client (gRPC, protobuf) is imported when a command connects: `--help`, `config check`
+// and the storage-only commands start without it.
+import type { Client, Connection } from '@temporalio/client';
 import { TASK_QUEUE } from '../common/types';
 import { Command } from 'commander';
 import { ZodError } from 'zod';
 import { loadConfig, type Config } from '../common/config';
-import { dataConverterFor } from '../worker/payload-codec';
 import { connectOptions, temporalConnectionSettings, temporalTarget, unreachable } from '../worker/connection';
 import { RunbookError } from '../common/errors';
 import { readFailure, reportOf, type FailureView } from '../common/failure';
@@ -30,6 +30,10 @@ export function temporalNamespace(config: Config): string {
 }
 
 export async function connectClient(config: Config): Promise<Client> {
+  const [{ Client, Connection }, { dataConverterFor }] = await Promise.all([
+    import('@temporalio/client'),
+    import('../worker/payload-codec'),
+  ]);
   // An unresolved key or certificate is a config error, not a network one: resolved before connecting.
   const dataConverter = dataConverterFor(config);
   const settings = temporalConnectionSettings(config);
@@ -55,6 +59,7 @@ export async function connectClient(config: Config): Promise<Client> {
 export async function requireWorker(client: Client, config: Config): Promise<void> {
   const taskQueue = config.temporal.taskQueue ?? TASK_QUEUE;
   const deadline = Date.now() + 5_000;
+  const { default: proto } = await import('@temporalio/proto');
   for (;;) {
     const { pollers } = await client.workflowService.describeTaskQueue({
       namespace: client.options.namespace,

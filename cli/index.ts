@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// runbook: the command line of redis-runbooks. One file per command under commands/.
+// runbook: the command line of redis-runbooks. One file per command under commands/. A command imports
+// what only it needs (the Temporal client or worker, storage, signing) in its action, so that every
+// start stays quick (test/integration/compiled-cli.test.ts checks what `--help` loads).
 import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../common/version';
 import { approveCommand, rejectCommand } from './commands/approve';

@@ -6,7 +6,6 @@ import type { Decision } from '../../common/restore-types';
 import type { RecoverStatus } from '../../common/drill-types';
 import { action, connectClient, requireWorker, loadCliConfig, print, type GlobalOptions } from '../context';
 import { escapeControls as escapeText } from '../../common/escape';
-import { readyToSign, renderSigning, signAndSend, signingKeyFile } from '../statements';
 
 /**
  * approve and reject are the same gesture: show the plan, sign a statement about this run and this
@@ -38,6 +37,7 @@ function decisionCommand(kind: 'approve' | 'reject') {
         if (raw.validFor !== undefined && !/^\d+(s|m|h)$/.test(raw.validFor)) {
           throw new RunbookError('BAD_INPUT', '--valid-for: a duration such as "15m" or "1h"');
         }
+        const { readyToSign, renderSigning, signAndSend, signingKeyFile } = await import('../statements');
         const keyFile = signingKeyFile(raw.key, kind === 'approve' ? 'an approval' : 'a rejection');
         const config = loadCliConfig(global);
         const client = await connectClient(config);

@@ -1,6 +1,4 @@
 import { Command } from 'commander';
-import { readAudit, verifyAudit } from '../../domain/audit';
-import { servicesFor } from '../../domain/services';
 import { auditLine, escapeControls } from '../../common/audit';
 import { targetOf } from '../../common/config';
 import { RunbookError } from '../../common/errors';
@@ -18,6 +16,10 @@ export const auditCommand = new Command('audit')
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
       targetOf(config, target);
+      const [{ readAudit, verifyAudit }, { servicesFor }] = await Promise.all([
+        import('../../domain/audit'),
+        import('../../domain/services'),
+      ]);
       const services = servicesFor(config);
       if (opts.verify) {
         const v = await verifyAudit(services, target);

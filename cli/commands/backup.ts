@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { targetOf } from '../../common/config';
 import { TASK_QUEUE, type BackupReport } from '../../common/types';
 import { action, parseOptions, connectClient, requireWorker, loadCliConfig, print, type GlobalOptions } from '../context';
-import { followBackup } from '../progress';
 
 const options = z.object({ wait: z.boolean().default(false), tag: z.array(z.string().regex(/^[\w.-]{1,64}$/)).default([]) });
 
@@ -35,7 +34,8 @@ export const backupCommand = new Command('backup')
         );
         return;
       }
-      const report: BackupReport = await followBackup(handle, global.json ? undefined : process.stderr);
+      const { follow } = await import('../progress');
+      const report: BackupReport = await follow(handle, global.json ? undefined : process.stderr, { target: targetName });
       print(global, report, () => report.text);
     }),
   );

@@ -4,10 +4,7 @@ import { z } from 'zod';
 import { parseBackupId } from '../../common/backup-id';
 import { RunbookError } from '../../common/errors';
 import { artifactKeys } from '../../common/types';
-import { findBackup, inspectBackup, listBackups, type CatalogEntry } from '../../domain/catalog';
-import { storeRegistry } from '../../domain/storage';
-import { verifyCopy } from '../../domain/verify';
-import { keyring } from '../../domain/crypto/keys';
+import type { CatalogEntry } from '../../domain/catalog';
 import { action, parseOptions, loadCliConfig, print, type GlobalOptions } from '../context';
 import { EXIT } from '../exit-codes';
 
@@ -30,6 +27,7 @@ const list = new Command('list')
     action(async (target: string, _o: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
+      const [{ listBackups }, { storeRegistry }] = await Promise.all([import('../../domain/catalog'), import('../../domain/storage')]);
       const entries = await listBackups(config, storeRegistry(config), target, { includeUntrusted: true });
       print(
         global,
@@ -78,6 +76,7 @@ const show = new Command('show')
       const global = cmd.optsWithGlobals<GlobalOptions>();
       parseBackupId(backupId);
       const config = loadCliConfig(global);
+      const [{ inspectBackup }, { storeRegistry }] = await Promise.all([import('../../domain/catalog'), import('../../domain/storage')]);
       const stores = storeRegistry(config);
       // Shown whatever its trust, so that a person can look at what was planted or changed.
       const entry = await inspectBackup(config, stores, backupId);
@@ -122,6 +121,12 @@ const verify = new Command('verify')
       const opts = parseOptions(verifyOptions, raw);
       parseBackupId(backupId);
       const config = loadCliConfig(global);
+      const [{ findBackup }, { storeRegistry }, { verifyCopy }, { keyring }] = await Promise.all([
+        import('../../domain/catalog'),
+        import('../../domain/storage'),
+        import('../../domain/verify'),
+        import('../../domain/crypto/keys'),
+      ]);
       const stores = storeRegistry(config);
       const entry = await findBackup(config, stores, backupId, { allowUnsigned: opts.allowUnsigned });
       const destinations = opts.destination ? [opts.destination] : entry.destinations;

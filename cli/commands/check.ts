@@ -1,12 +1,8 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { verifyAudit } from '../../domain/audit';
-import { listDestination } from '../../domain/catalog';
-import { servicesFor } from '../../domain/services';
 import { escapeControls } from '../../common/audit';
-import { readDrillReports } from '../../domain/drill-store';
-import { storeRegistry, type StoreRegistry } from '../../domain/storage';
+import type { StoreRegistry } from '../../domain/storage';
 import { evaluateTarget, humanMs, type CheckInput, type TargetCheck } from '../../common/check';
 import { targetOf, type Config } from '../../common/config';
 import type { DrillReport } from '../../common/drill-types';
@@ -31,6 +27,7 @@ export const checkCommand = new Command('check')
       const config = loadCliConfig(global);
       const names = targetName === undefined ? Object.keys(config.targets) : [targetName];
       names.forEach((n) => targetOf(config, n));
+      const { storeRegistry } = await import('../../domain/storage');
       const stores = storeRegistry(config);
       const now = new Date();
       const targets = await Promise.all(names.map((n) => checkTarget(config, stores, n, now)));
@@ -45,6 +42,12 @@ export type CheckedTarget = TargetCheck & { ignored?: string[] };
 
 export async function checkTarget(config: Config, stores: StoreRegistry, name: string, now: Date): Promise<CheckedTarget> {
   const t = targetOf(config, name);
+  const [{ listDestination }, { readDrillReports }, { verifyAudit }, { servicesFor }] = await Promise.all([
+    import('../../domain/catalog'),
+    import('../../domain/drill-store'),
+    import('../../domain/audit'),
+    import('../../domain/services'),
+  ]);
   const unreadable: NonNullable<CheckInput['unreadable']> = [];
   const failed = (destination: string, err: unknown) => {
     if (err instanceof RunbookError && SETUP_ERRORS.has(err.code)) throw err;

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { RunbookError } from '../../common/errors';
 import { secretRef } from '../../common/config';
 import { resolveSecret } from '../../domain/secrets';
-import { AesGcmCodec, payloadKeysOf } from '../../worker/payload-codec';
+import type { AesGcmCodec } from '../../worker/payload-codec';
 import { action, loadCliConfig, parseOptions, type GlobalOptions } from '../context';
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -154,6 +154,7 @@ export const codecServerCommand = new Command('codec-server')
       const opts = parseOptions(options, raw);
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
+      const { AesGcmCodec, payloadKeysOf } = await import('../../worker/payload-codec');
       const keys = payloadKeysOf(config);
       if (!keys) {
         throw new RunbookError(

@@ -2,7 +2,6 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { configPath, configSchema, loadConfig } from '../../common/config';
 import { action, print, type GlobalOptions } from '../context';
-import { normalizeSshPublicKey } from '../../domain/trust/sshsig';
 import { RunbookError } from '../../common/errors';
 
 /**
@@ -42,6 +41,7 @@ configCommand
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const resolved = configPath(file ?? global.config);
       const config = loadConfig(resolved);
+      const { normalizeSshPublicKey } = await import('../../domain/trust/sshsig');
       // People's keys in the file are parsed as the worker parses them (files referenced are not read).
       const keys = Object.entries(config.people).flatMap(([person, p]) =>
         p.keys.map((k, i) => {

@@ -1,6 +1,4 @@
 import { Command } from 'commander';
-import { startDevServer } from '../../worker/dev-server';
-import { createRunbookWorker } from '../../worker';
 import { action, loadCliConfig, temporalNamespace, type GlobalOptions } from '../context';
 import { METRICS_HOST_HELP, METRICS_PORT_HELP, parseMetricsOptions } from './worker';
 
@@ -14,6 +12,7 @@ export const devCommand = new Command('dev')
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
       const dev = config.temporal.devServer;
+      const [{ startDevServer }, { createRunbookWorker }] = await Promise.all([import('../../worker/dev-server'), import('../../worker')]);
       const server = await startDevServer({ dbFile: dev.dbFile, port: dev.port, uiPort: dev.uiPort, namespace: temporalNamespace(config) });
       const started = await createRunbookWorker({
         config,

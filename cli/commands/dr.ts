@@ -1,13 +1,12 @@
 import { Command } from 'commander';
 import { workflowIds } from '../../common/workflow-ids';
-import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
 import { targetOf } from '../../common/config';
 import { hours, seconds } from '../../common/drill-report';
 import type { RecoverReport, RecoverStatus } from '../../common/drill-types';
 import { RunbookError } from '../../common/errors';
-import { readyToSign, signAndSend, signingKeyFile } from '../statements';
 import {
   action,
   connectClient,
@@ -89,8 +88,10 @@ export const drCommand = new Command('dr')
       targetOf(config, targetName);
       const to = opts.to ?? targetName;
       targetOf(config, to);
+      const { readyToSign, signAndSend, signingKeyFile } = await import('../statements');
       const keyFile = opts.dryRun ? undefined : signingKeyFile(opts.key, 'the restore request of a recovery');
       const client = await connectClient(config);
+      const { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } = await import('@temporalio/client');
       // Without them the recovery could not get past its first step: say so now, not never.
       await requireSearchAttributes(client, config);
       await requireWorker(client, config);

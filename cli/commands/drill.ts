@@ -66,8 +66,9 @@ export const drillCommand = new Command('drill')
         return;
       }
       let report: DrillReport;
+      const { follow } = await import('../progress');
       try {
-        report = await handle.result();
+        report = await follow<DrillReport>(handle, global.json ? undefined : process.stderr);
       } catch (err) {
         // A failed drill still has its report: print it, then fail with its reason.
         const failed = failureReport<DrillReport>(err);

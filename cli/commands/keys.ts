@@ -5,7 +5,6 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { RunbookError } from '../../common/errors';
-import { generateSigningKey } from '../../domain/trust/signing';
 import { action, parseOptions, print, type GlobalOptions } from '../context';
 
 const signingOptions = z.object({ out: z.string().trim().min(1, 'a file name') });
@@ -18,6 +17,7 @@ const signing = new Command('signing')
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const opts = parseOptions(signingOptions, raw);
       const file = path.resolve(opts.out);
+      const { generateSigningKey } = await import('../../domain/trust/signing');
       const key = generateSigningKey();
       try {
         // 'wx': fails if the file exists, so a key in use is never replaced by accident.

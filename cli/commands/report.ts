@@ -2,14 +2,9 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { readAudit } from '../../domain/audit';
-import { listBackups } from '../../domain/catalog';
-import { listDrillReports } from '../../domain/drill-store';
-import { storeRegistry } from '../../domain/storage';
 import { targetOf } from '../../common/config';
 import { durationMs } from '../../common/duration';
 import { RunbookError } from '../../common/errors';
-import { renderHtmlReport } from '../html-report';
 import { action, loadCliConfig, parseOptions, print, type GlobalOptions } from '../context';
 
 const options = z.object({
@@ -32,6 +27,13 @@ export const reportCommand = new Command('report')
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
       const target = targetOf(config, targetName);
+      const [{ readAudit }, { listBackups }, { listDrillReports }, { storeRegistry }, { renderHtmlReport }] = await Promise.all([
+        import('../../domain/audit'),
+        import('../../domain/catalog'),
+        import('../../domain/drill-store'),
+        import('../../domain/storage'),
+        import('../html-report'),
+      ]);
       const stores = storeRegistry(config);
       const [entries, drills, audit] = await Promise.all([
         listBackups(config, stores, targetName),

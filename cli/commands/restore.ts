@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { workflowIds } from '../../common/workflow-ids';
-import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { z } from 'zod';
 import { isBackupId } from '../../common/backup-id';
 import { targetOf } from '../../common/config';
@@ -8,7 +7,6 @@ import { RunbookError } from '../../common/errors';
 import type { RestoreReport, RestoreStatus } from '../../common/restore-types';
 import { action, connectClient, requireWorker, parseOptions, loadCliConfig, print, type GlobalOptions } from '../context';
 import { renderRestoreText } from '../restore-text';
-import { readyToSign, renderSigning, signAndSend, signingKeyFile } from '../statements';
 
 const options = z.object({
   from: z.string().refine((v) => v === 'latest' || isBackupId(v), 'a backup id or "latest"'),
@@ -40,8 +38,10 @@ export const restoreCommand = new Command('restore')
       const config = loadCliConfig(global);
       targetOf(config, targetName);
       // The request is signed: a missing key is said before anything starts.
+      const { readyToSign, renderSigning, signAndSend, signingKeyFile } = await import('../statements');
       const keyFile = opts.dryRun ? undefined : signingKeyFile(opts.key, 'a restore request');
       const client = await connectClient(config);
+      const { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } = await import('@temporalio/client');
       // The plan is made by a worker, and printed here: without one, say so now.
       await requireWorker(client, config);
       const workflowId = opts.dryRun ? workflowIds.restorePlan(targetName) : workflowIds.restore(targetName);
@@ -81,7 +81,8 @@ export const restoreCommand = new Command('restore')
       }
       if (opts.wait) {
         if (!global.json) process.stderr.write(renderSigning(status, 'request') + 'signed the request; waiting for approval\n');
-        const report = (await handle.result()) as RestoreReport;
+        const { follow } = await import('../progress');
+        const report = await follow<RestoreReport>(handle, global.json ? undefined : process.stderr, { target: targetName });
         print(global, report, () => renderRestoreText(report));
         return;
       }

@@ -3,8 +3,6 @@ import { z } from 'zod';
 import { targetOf } from '../../common/config';
 import { TASK_QUEUE, type RetentionOutcome } from '../../common/types';
 import { workflowIds } from '../../common/workflow-ids';
-import { retention } from '../../domain/retention';
-import { storeRegistry } from '../../domain/storage';
 import { action, parseOptions, connectClient, loadCliConfig, print, type GlobalOptions } from '../context';
 
 const options = z.object({ dryRun: z.boolean().default(false) });
@@ -22,6 +20,7 @@ export const retentionCommand = new Command('retention')
       let outcome: RetentionOutcome;
       if (dryRun) {
         // Only reads. Temporal tells a running backup's unfinished folder from an abandoned one; without it, both stay.
+        const [{ retention }, { storeRegistry }] = await Promise.all([import('../../domain/retention'), import('../../domain/storage')]);
         const temporal = await connectClient(config).catch(() => undefined);
         outcome = await retention({ config, stores: storeRegistry(config), temporal }, target, true);
         await temporal?.connection.close();

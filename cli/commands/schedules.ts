@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import type { Client, ScheduleOptions, ScheduleOverlapPolicy } from '@temporalio/client';
 import { z } from 'zod';
 import { desiredSchedules, MANAGED_BY, planSchedules, type DesiredSchedule, type ExistingSchedule } from '../../common/schedule-plan';
 import { action, parseOptions, connectClient, requireSearchAttributes, loadCliConfig, print, type GlobalOptions } from '../context';
@@ -17,7 +17,7 @@ function scheduleOptions(d: DesiredSchedule): ScheduleOptions {
       args: [{ target: d.target, requestedBy: `schedule:${d.name}` }],
     },
     // A run still going when the next is due: skip the new one rather than stack them.
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: d.catchupWindow as `${number}h` },
+    policies: { overlap: 'SKIP' satisfies ScheduleOverlapPolicy, catchupWindow: d.catchupWindow as `${number}h` },
     // The note carries the spec's hash: it can be updated in place, where a memo cannot.
     state: { paused: d.paused, note: `${MANAGED_BY} spec ${d.specHash}` },
     memo: { managedBy: MANAGED_BY },

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { createRunbookWorker } from '../../worker';
 import { action, loadCliConfig, parseOptions, type GlobalOptions } from '../context';
 
 export const METRICS_PORT_HELP = 'serve Prometheus metrics on http://<host>:<port>/metrics (0: any free port)';
@@ -28,6 +27,7 @@ export const workerCommand = new Command('worker')
       const opts = parseMetricsOptions(raw);
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadCliConfig(global);
+      const { createRunbookWorker } = await import('../../worker');
       const { worker, metrics, close, address, namespace } = await createRunbookWorker({
         config,
         metricsPort: opts.metricsPort,
