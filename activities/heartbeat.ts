@@ -3,11 +3,15 @@
 // download or a hung server holds a runbook for a minute, not for its 6 h limit. (Were the beats just
 // to stop, the server would time the attempt out, but the worker would never hear of it and the
 // stalled attempt would hold its slot and its files.)
+// The beats also carry what people see (`runbook backup --wait`): the latest detail, stamped with the
+// time it was true, so that a rate is measured on the worker's clock. The worker sends them twice a
+// second (HEARTBEAT_THROTTLE in worker/index.ts); beating twice as often keeps them fresh.
 import { Context } from '@temporalio/activity';
 import { RunbookError } from '../common/errors';
 import type { Progress } from '../domain/progress';
 
 export const DEFAULT_STALL_MS = 60_000;
+const BEAT_MS = 250;
 
 export async function whileMoving<T>(work: (p: Progress & { signal: AbortSignal }) => Promise<T>, stallMs = DEFAULT_STALL_MS): Promise<T> {
   const ctx = Context.current();
@@ -16,9 +20,12 @@ export async function whileMoving<T>(work: (p: Progress & { signal: AbortSignal 
   let moved = Date.now();
   let busy = 0;
   let detail: unknown;
+  let detailAt = 0;
   const beat = setInterval(
     () => {
-      if (busy > 0 || Date.now() - moved < stallMs) return ctx.heartbeat(detail);
+      if (busy > 0 || Date.now() - moved < stallMs) {
+        return ctx.heartbeat(detail && typeof detail === 'object' ? { ...detail, at: detailAt } : detail);
+      }
       stall.abort(
         new RunbookError(
           'STALLED',
@@ -27,14 +34,14 @@ export async function whileMoving<T>(work: (p: Progress & { signal: AbortSignal 
         ),
       );
     },
-    Math.min(1_000, stallMs / 2),
+    Math.min(BEAT_MS, stallMs / 2),
   );
   try {
     return await work({
       signal,
       moved(d) {
         moved = Date.now();
-        if (d !== undefined) detail = d;
+        if (d !== undefined) [detail, detailAt] = [d, moved];
       },
       async alive(p) {
         busy++;

@@ -11,5 +11,24 @@ export interface Progress {
   alive<T>(work: Promise<T>): Promise<T>;
 }
 
+/** What people see of a step that moves bytes: `bytes` so far of the `total` expected, when known. */
+export interface BytesMoved {
+  phase: string;
+  bytes: number;
+  total?: number;
+}
+
 /** For callers with nobody to tell (the CLI, tests). */
 export const quietProgress = (signal?: AbortSignal): Progress => ({ signal, moved: () => {}, alive: (w) => w });
+
+/**
+ * An `onBytes` for a step that reads a known amount (a stored copy: the manifest's size): each chunk
+ * counts, and the heartbeat says how far along the step is.
+ */
+export function countingBytes(p: Progress, phase: string, total?: number): (n: number) => void {
+  let bytes = 0;
+  return (n) => {
+    bytes += n;
+    p.moved(total ? ({ phase, bytes, total } satisfies BytesMoved) : ({ phase, bytes } satisfies BytesMoved));
+  };
+}

@@ -21,7 +21,7 @@ mkdir -p "$TOOLS_DIR/bin"
 
 missing_debs=()
 for pair in redis-server:redis-server redis-cli:redis-tools redis-check-rdb:redis-tools redis-check-aof:redis-tools zstd:zstd age:age \
-  ssh-keygen:openssh-client ssh-agent:openssh-client ssh-add:openssh-client openssl:openssl; do
+  ssh-keygen:openssh-client ssh-agent:openssh-client ssh-add:openssh-client openssl:openssl script:bsdutils; do
   bin=${pair%%:*} deb=${pair#*:}
   have "$bin" || missing_debs+=("$deb")
 done
