@@ -235,6 +235,13 @@ export const targetSchema = z
     destinations: z.array(name).min(1),
     compression: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
     compressionLevel: z.number().int().min(1).max(19).optional(),
+    /**
+     * How each stored copy is proven before the manifest is written. stream: while it is written (each
+     * destination hashes what it was handed, S3 verifies our CRC32 of every part and of the object, and
+     * the compressed stream is decompressed beside the write to the RDB's SHA-256). reread: that, then
+     * every copy is read back as well (what only a re-read sees: a store that acknowledged and lost it).
+     */
+    verify: z.enum(['stream', 'reread']).default('stream'),
     retention: retentionSchema.default({ keepLast: 7, hourly: 0, daily: 7, weekly: 4, monthly: 6 }),
     schedules: z.array(scheduleSchema).default([]),
     /** The longest silence tolerated from the server while capturing (the fork before the first byte included). */

@@ -64,11 +64,23 @@ export interface CaptureResult {
   copies: StoredCopy[];
   /** Keyspace read at the moment of the capture (INFO just before the fork). */
   keyspace: Record<string, KeyspaceDb>;
+  /** What was proven while writing (each copy, the decompression round trip): the verify step's evidence. */
+  proof?: { copies: WriteProof[]; roundTrip: { sha256: string } | null };
   /**
    * The worker's signature over what it captured, for this run: the manifest is signed only if it says
    * what was captured (a workflow cannot have a manifest of its own making signed).
    */
   receipt?: Signature;
+}
+
+/** What a destination proved of its copy as it wrote it; it committed the copy only if this matched the stream. */
+export interface WriteProof {
+  destination: string;
+  /** Bytes and SHA-256 of what the destination was handed, hashed by its own writer. */
+  size: number;
+  sha256: string;
+  /** The server's check on receipt (S3): our CRC32 of every part and of the whole object, accepted. */
+  server?: { algorithm: 'CRC32'; checksum: string; parts: number };
 }
 
 export interface CopyCheck {

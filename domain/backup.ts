@@ -1,8 +1,17 @@
 // Taking a backup: the capture streamed once through checks, compression and encryption to every
-// destination; the proof of each stored copy; the manifest, written last (the commit point); the report.
+// destination, each copy proven as it is written; the verify step (that proof, or with `verify: reread`
+// a read of every copy); the manifest, written last (the commit point); the report.
 import { targetOf } from '../common/config';
 import { durationMs } from '../common/duration';
-import { artifactFileName, artifactKeys, type BackupReport, type CaptureResult, type CopyCheck, type Manifest } from '../common/types';
+import {
+  artifactFileName,
+  artifactKeys,
+  type BackupReport,
+  type CaptureResult,
+  type CopyCheck,
+  type Manifest,
+  type WriteProof,
+} from '../common/types';
 import { openBgsaveSnapshot } from './capture/bgsave';
 import { openReplicationStream } from './capture/replication';
 import { storeRdb } from './pipeline';
@@ -10,6 +19,7 @@ import { keyspaceNow } from './preflight';
 import type { Progress } from './progress';
 import { classifyRedisError, connectTarget, endpointOf } from './redis-target';
 import type { Services } from './services';
+import type { Store } from './storage';
 import { verifyCopy, type ExpectedArtifact } from './verify';
 
 export interface CaptureInput {
@@ -71,6 +81,7 @@ export async function captureBackup(s: Services, input: CaptureInput, p: Progres
     encryptTo: enc?.recipients,
     compression: target.compression,
     compressionLevel: target.compressionLevel,
+    roundTrip: target.verify === 'stream',
     signal: p.signal,
     onWire: () => p.moved(),
     onProgress: (raw, stored) => {
@@ -93,6 +104,7 @@ export async function captureBackup(s: Services, input: CaptureInput, p: Progres
     },
     copies: result.copies,
     keyspace,
+    proof: result.proof,
   };
 }
 
@@ -102,11 +114,66 @@ export interface VerifyCopiesInput {
   artifact: CaptureResult['artifact'];
   rdb: CaptureResult['rdb'];
   destinations?: string[];
+  /** The capture's proof of each copy as written: with `verify: stream`, what the step reports instead of a re-read. */
+  proof?: CaptureResult['proof'];
 }
 
 export async function verifyCopies(s: Services, input: VerifyCopiesInput, p: Progress): Promise<CopyCheck[]> {
   const target = targetOf(s.config, input.target);
+  const destinations = input.destinations ?? target.destinations;
   const key = artifactKeys(input.target, input.backupId).data(input.artifact.file);
+  // Proven as written: nothing is read back. A copy without a proof (a capture by an older worker) is read.
+  const proof = target.verify === 'stream' ? input.proof : undefined;
+  const proven = (d: string) => proof?.copies.find((c) => c.destination === d);
+  const rereads = destinations.filter((d) => !proven(d));
+  const reread = rereads.length ? await rereadCopies(s, input, rereads, key, p) : [];
+  return Promise.all(
+    destinations.map(
+      async (d) => reread.find((c) => c.destination === d) ?? provenCopy(s.stores(d), key, input, proven(d)!, proof!.roundTrip),
+    ),
+  );
+}
+
+/** A copy proven as it was written, said as such, and found in place with its size (a HEAD, no byte read). */
+async function provenCopy(
+  store: Store,
+  key: string,
+  input: VerifyCopiesInput,
+  w: WriteProof,
+  roundTrip: { sha256: string } | null,
+): Promise<CopyCheck> {
+  const { artifact, rdb } = input;
+  const problems: string[] = [];
+  if (w.size !== artifact.size || w.sha256 !== artifact.sha256) {
+    problems.push(
+      `written ${w.size} bytes, sha256 ${w.sha256.slice(0, 12)}… != ${artifact.size} bytes, sha256 ${artifact.sha256.slice(0, 12)}…`,
+    );
+  }
+  const here = await store.head?.(key);
+  if (here === null) problems.push('not there after the write');
+  else if (here && here.size !== artifact.size) problems.push(`there with ${here.size} bytes, not ${artifact.size}`);
+  else if (here?.crc32 && w.server && here.crc32 !== w.server.checksum)
+    problems.push(`its CRC32 is ${here.crc32}, not the ${w.server.checksum} sent`);
+  if (artifact.compression !== 'none' && roundTrip?.sha256 !== rdb.sha256) {
+    problems.push('no decompression round trip matched the RDB');
+  }
+  if (problems.length) return { destination: store.name, ok: false, detail: problems.join('; ') };
+  const said = [`sha256 ${w.sha256.slice(0, 12)}… of the stored bytes matched as written`];
+  if (w.server) {
+    const { algorithm, parts } = w.server;
+    said.push(`S3 verified ${algorithm} of ${parts > 1 ? `every part (${parts}) and of ` : ''}the whole object`);
+  }
+  if (here) said.push(`in place, ${here.size} bytes${here.crc32 && w.server ? ` and the ${w.server.algorithm} sent` : ''}`);
+  said.push(
+    artifact.compression === 'none'
+      ? `not compressed: what was stored is the RDB${artifact.encryption ? ', encrypted' : ''} (sha256 ${rdb.sha256.slice(0, 12)}…)`
+      : `decompression round trip matched the RDB (sha256 ${rdb.sha256.slice(0, 12)}…)${artifact.encryption ? ', before encryption' : ''}`,
+  );
+  return { destination: store.name, ok: true, detail: said.join('; ') };
+}
+
+/** Every copy read back: size and SHA-256 of the stored bytes, and one copy decrypted and decompressed to the RDB. */
+async function rereadCopies(s: Services, input: VerifyCopiesInput, destinations: string[], key: string, p: Progress): Promise<CopyCheck[]> {
   const expected: ExpectedArtifact = { ...input.artifact, rdb: input.rdb };
   // A worker that encrypts to recipients only holds no identity to read what it stored: it proves the
   // stored bytes (hashed as they were written), and restores and drills prove the RDB.
@@ -114,7 +181,7 @@ export async function verifyCopies(s: Services, input: VerifyCopiesInput, p: Pro
   const checks = await Promise.all(
     // One copy is decompressed and checked to the RDB's checksum; the others have the same stored
     // bytes, so their stored checksum proves them too.
-    (input.destinations ?? target.destinations).map((d, i) =>
+    destinations.map((d, i) =>
       verifyCopy(s.stores(d), key, expected, {
         keys: s.keys,
         signal: p.signal,

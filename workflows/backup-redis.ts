@@ -48,7 +48,7 @@ async function runBackup(input: BackupInput): Promise<BackupReport> {
     copying.capture({ target: input.target, backupId, workflowId: info.workflowId, runId: info.runId }),
   );
   const copies = await step('verify', () =>
-    copying.verifyCopies({ target: input.target, backupId, artifact: captured.artifact, rdb: captured.rdb }),
+    copying.verifyCopies({ target: input.target, backupId, artifact: captured.artifact, rdb: captured.rdb, proof: captured.proof }),
   );
   const bad = copies.filter((c) => !c.ok);
   if (bad.length) {

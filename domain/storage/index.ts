@@ -2,9 +2,9 @@ import type { Readable } from 'node:stream';
 import type { Config, StorageConfig } from '../../common/config';
 import { RunbookError } from '../../common/errors';
 import { LocalStore } from './local';
-import { assertKey, type CreateOptions, type Store } from './store';
+import { assertKey, type CreateOptions, type Store, type WriteOptions } from './store';
 
-export type { Store } from './store';
+export type { Store, WriteOptions, Written } from './store';
 
 /**
  * An S3 destination whose client (and the AWS SDK, ~13 MiB) is loaded on first use: a worker with
@@ -23,8 +23,11 @@ class LazyS3Store implements Store {
   location(key: string): string {
     return `s3://${this.spec.bucket}/${this.spec.prefix}${assertKey(key)}`;
   }
-  async write(key: string, body: Readable | Buffer | string) {
-    return (await this.store()).write(key, body);
+  async write(key: string, body: Readable | Buffer | string, options?: WriteOptions) {
+    return (await this.store()).write(key, body, options);
+  }
+  async head(key: string) {
+    return (await this.store()).head!(key);
   }
   async read(key: string) {
     return (await this.store()).read(key);
@@ -66,7 +69,10 @@ const REFUSED = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR']);
  * or a refused write fails at once, an unreachable or erring server is retried (activities/failures.ts).
  */
 class Classified implements Store {
-  constructor(private readonly store: Store) {}
+  readonly head?: Store['head'];
+  constructor(private readonly store: Store) {
+    if (store.head) this.head = (key) => this.call('looking up', key, () => store.head!(key));
+  }
   get name() {
     return this.store.name;
   }
@@ -99,9 +105,10 @@ class Classified implements Store {
       'retried while it may clear; check that the destination is up and reachable',
     );
   }
-  write(key: string, body: Readable | Buffer | string) {
-    return this.call('writing', key, () => this.store.write(key, body));
+  write(key: string, body: Readable | Buffer | string, options?: WriteOptions) {
+    return this.call('writing', key, () => this.store.write(key, body, options));
   }
+
   read(key: string) {
     return this.call('reading', key, () => this.store.read(key));
   }

@@ -1,12 +1,15 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
-import { assertKey, notFound, type CreateOptions, type Store } from './store';
+import { createHash, randomBytes } from 'node:crypto';
+import { assertKey, mustMatch, notFound, type CreateOptions, type Store, type WriteOptions, type Written } from './store';
 
-/** A directory. Writes go to a temp name, are fsynced, then renamed: a crash leaves no half file. */
+/**
+ * A directory. Writes go to a temp name, are fsynced, then renamed: a crash leaves no half file. What
+ * is handed to the file is hashed on its way in, and the rename waits for it to match what was expected.
+ */
 export class LocalStore implements Store {
   constructor(
     readonly name: string,
@@ -17,26 +20,36 @@ export class LocalStore implements Store {
     return path.join(this.root, assertKey(key));
   }
 
-  async write(key: string, body: Readable | Buffer | string): Promise<number> {
+  async write(key: string, body: Readable | Buffer | string, options?: WriteOptions): Promise<Written> {
     const file = this.location(key);
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     await removeStalePartials(file);
     const tmp = `${file}.partial-${randomBytes(4).toString('hex')}`;
-    let bytes = 0;
+    const hash = createHash('sha256');
+    let size = 0;
     try {
       const out = createWriteStream(tmp, { mode: 0o600, highWaterMark: 1 << 20 });
       const source = typeof body === 'string' || Buffer.isBuffer(body) ? Readable.from([Buffer.from(body)]) : body;
-      source.on('data', (chunk: Buffer) => (bytes += chunk.length));
-      await pipeline(source, out);
+      // The last hands before the file's: exactly the chunks given to write(2).
+      const tap = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          hash.update(chunk);
+          size += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      await pipeline(source, tap, out);
       const fh = await open(tmp, 'r');
       try {
         await fh.sync();
       } finally {
         await fh.close();
       }
+      const written = { size, sha256: hash.digest('hex') };
+      await mustMatch(this, key, written, options);
       await rename(tmp, file);
       await syncDir(path.dirname(file));
-      return bytes;
+      return written;
     } catch (err) {
       await unlink(tmp).catch(() => {});
       throw err;
@@ -49,6 +62,15 @@ export class LocalStore implements Store {
       throw err.code === 'ENOENT' ? notFound(this.name, key) : err;
     });
     return createReadStream('', { fd: fh, highWaterMark: 1 << 20 });
+  }
+
+  async head(key: string): Promise<{ size: number } | null> {
+    try {
+      return { size: (await stat(this.location(key))).size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
   }
 
   async readText(key: string): Promise<string | null> {

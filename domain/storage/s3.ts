@@ -1,30 +1,51 @@
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   NoSuchKey,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
+  type CompletedPart,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { StorageConfig } from '../../common/config';
 import { durationMs } from '../../common/duration';
 import { resolveOptionalSecret } from '../secrets';
 import { RunbookError } from '../../common/errors';
 import { agree } from './consensus';
-import { assertKey, notFound, type CreateOptions, type Store } from './store';
+import { assertKey, mustMatch, notFound, type CreateOptions, type Store, type WriteOptions, type Written } from './store';
 
 type S3Config = Extract<StorageConfig, { type: 's3' }>;
 
-/** An S3 bucket. Multipart uploads become visible only when completed; aborted ones are cleaned up. */
+/** Parts in flight at once per upload: as many as the server takes while the next one is gathered. */
+const PARTS_IN_FLIGHT = 2;
+
+/** An S3 checksum header's value: the CRC32, big-endian, in base64. */
+const b64 = (crc: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(crc >>> 0);
+  return b.toString('base64');
+};
+
+/**
+ * An S3 bucket. Multipart uploads become visible only when completed; aborted ones are cleaned up.
+ * Every part carries our CRC32 of its bytes and the completion our CRC32 of the whole object
+ * (FULL_OBJECT), computed from the very buffers sent: the server refuses a part, or the object, whose
+ * bytes do not match (BadDigest), so its acceptance proves what it stored.
+ */
 export class S3Store implements Store {
   private readonly client: S3Client;
 
@@ -43,7 +64,7 @@ export class S3Store implements Store {
       endpoint: config.endpoint,
       forcePathStyle: config.forcePathStyle,
       credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
-      // The bucket holds what it is sent; checksums are ours (SHA-256 in the manifest).
+      // The checksums sent are ours, from our bytes (write()); the SDK adds none of its own.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
@@ -92,18 +113,102 @@ export class S3Store implements Store {
     throw err;
   }
 
-  async write(key: string, body: Readable | Buffer | string): Promise<number> {
-    let bytes = typeof body === 'string' ? Buffer.byteLength(body) : Buffer.isBuffer(body) ? body.length : 0;
-    if (!(typeof body === 'string' || Buffer.isBuffer(body))) body.on('data', (c: Buffer) => (bytes += c.length));
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.config.bucket, Key: this.objectKey(key), Body: body },
-      partSize: this.config.partSizeMiB * 1024 * 1024,
-      queueSize: 2,
-      leavePartsOnError: false,
-    });
-    await upload.done().catch((err) => this.refused(err));
-    return bytes;
+  async write(key: string, body: Readable | Buffer | string, options?: WriteOptions): Promise<Written> {
+    const Bucket = this.config.bucket;
+    const Key = this.objectKey(key);
+    const stream = typeof body === 'string' || Buffer.isBuffer(body) ? undefined : body;
+    const sha = createHash('sha256');
+    let size = 0;
+    let whole = 0; // the CRC32 of the object so far
+    let uploadId: string | undefined;
+    const parts: CompletedPart[] = [];
+    const inFlight = new Set<Promise<unknown>>();
+    let failed: unknown;
+    const done = async (): Promise<Written & { server: NonNullable<Written['server']> }> => {
+      const written = { size, sha256: sha.digest('hex') };
+      await mustMatch(this, key, written, options);
+      return { ...written, server: { algorithm: 'CRC32' as const, checksum: b64(whole), parts: Math.max(parts.length, 1) } };
+    };
+    try {
+      for await (const { data, last } of inParts(stream ?? [Buffer.from(body as string | Buffer)], this.config.partSizeMiB << 20)) {
+        if (failed) throw failed;
+        sha.update(data);
+        whole = crc32(data, whole);
+        size += data.length;
+        if (last && !uploadId) {
+          // One part in all: one PUT, committed only once its bytes are known to be the expected ones.
+          const written = await done();
+          await this.client.send(new PutObjectCommand({ Bucket, Key, Body: data, ChecksumCRC32: b64(whole) }));
+          return written;
+        }
+        uploadId ??= (
+          await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, ChecksumAlgorithm: 'CRC32', ChecksumType: 'FULL_OBJECT' }))
+        ).UploadId;
+        const part: CompletedPart = { PartNumber: parts.length + 1, ChecksumCRC32: b64(crc32(data)) };
+        parts.push(part);
+        const sent = this.client
+          .send(
+            new UploadPartCommand({
+              Bucket,
+              Key,
+              UploadId: uploadId,
+              PartNumber: part.PartNumber,
+              Body: data,
+              ChecksumCRC32: part.ChecksumCRC32,
+            }),
+          )
+          .then(
+            (res) => void (part.ETag = res.ETag),
+            (err: unknown) => {
+              failed ??= err;
+              // Stop reading at once: the stream before it fails with this error, not later.
+              stream?.destroy(err as Error);
+            },
+          )
+          .finally(() => inFlight.delete(sent));
+        inFlight.add(sent);
+        if (inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      if (failed) throw failed;
+      const written = await done();
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket,
+          Key,
+          UploadId: uploadId,
+          ChecksumType: 'FULL_OBJECT',
+          ChecksumCRC32: written.server.checksum,
+          MultipartUpload: { Parts: parts },
+        }),
+      );
+      uploadId = undefined;
+      return written;
+    } catch (err) {
+      const cause = failed ?? err;
+      await Promise.allSettled(inFlight);
+      // Best effort: an upload the server could not be told to drop is found by abortStaleUploads.
+      if (uploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId })).catch(() => {});
+      if (cause instanceof RunbookError) throw cause;
+      this.refused(cause);
+    }
+  }
+
+  /** Size and full-object CRC32 from a HEAD (no byte of the object is read). */
+  async head(key: string): Promise<{ size: number; crc32?: string } | null> {
+    try {
+      const res = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key), ChecksumMode: 'ENABLED' }),
+      );
+      return {
+        size: res.ContentLength ?? 0,
+        ...(res.ChecksumCRC32 && !res.ChecksumCRC32.includes('-') ? { crc32: res.ChecksumCRC32 } : {}),
+      };
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404 || /NotFound|NoSuchKey/.test((err as { name?: string }).name ?? '')) return null;
+      this.refused(err);
+    }
   }
 
   async read(key: string): Promise<Readable> {
@@ -269,4 +374,26 @@ export class S3Store implements Store {
   destroy(): void {
     this.client.destroy();
   }
+}
+
+/**
+ * The body cut into parts of exactly `size` bytes, the last one shorter (or empty for an empty body);
+ * a part is known to be the last because the body ended, so at most one part and a chunk are held.
+ */
+async function* inParts(body: AsyncIterable<Buffer> | Iterable<Buffer>, size: number): AsyncGenerator<{ data: Buffer; last: boolean }> {
+  let held: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    held.push(chunk);
+    n += chunk.length;
+    while (n > size) {
+      const all = Buffer.concat(held, n);
+      const part = all.subarray(0, size);
+      const rest = all.subarray(size);
+      held = [rest];
+      n = rest.length;
+      yield { data: part, last: false };
+    }
+  }
+  yield { data: Buffer.concat(held, n), last: true };
 }

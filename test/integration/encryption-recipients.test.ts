@@ -40,11 +40,13 @@ beforeAll(async () => {
     url: ${redis.url}
     destinations: [disk]
     encrypt: ops
+    verify: reread # what a worker reads back without the key (and, below, with it)
     restore: { approvers: [alice] }
   keyed:
     url: ${redis.url}
     destinations: [disk]
     encrypt: k1
+    verify: reread
 `,
     {
       top: `
