@@ -97,7 +97,7 @@ export function createBackupActivities(deps: Deps) {
 }
 
 /** What a capture receipt binds: this run, this backup, and what was captured and stored. */
-function captureReceipt(
+export function captureReceipt(
   runId: string | undefined,
   backupId: string,
   target: string,

@@ -101,6 +101,24 @@ export interface RestoreCheck {
 
 export type RestoreOutcome = 'restored' | 'dry-run' | 'rejected' | 'expired' | 'failed' | 'cancelled';
 
+/** The restore's safety copy, as the worker sealed it with writers paused: sizes, never data. */
+export interface SafetyCopySummary {
+  /** The worker's host that holds it until it is stored. */
+  host: string;
+  method: 'replication' | 'bgsave-copy';
+  /** When its snapshot was fixed (before writers paused, when followed). */
+  startedAt: string;
+  /** When it was sealed, with writers paused: the data is as of then. */
+  sealedAt: string;
+  baseBytes: number;
+  /** The writes made between the snapshot and the pause, taken from the replication stream. */
+  tailBytes: number;
+  tailWrites: number;
+  keyspace: Record<string, KeyspaceDb>;
+  /** Captured whole with writers paused (a bgsave-copy target, or no followed copy on the sealing worker). */
+  capturedWhilePaused: boolean;
+}
+
 export interface RestoreReport {
   target: string;
   outcome: RestoreOutcome;
@@ -112,6 +130,7 @@ export interface RestoreReport {
   plan: RestorePlan;
   decisions: Decision[];
   safetyBackupId?: string;
+  safetyCopy?: SafetyCopySummary;
   steps: { name: string; startedAt: string; durationMs: number }[];
   writePauseMs?: number;
   makeLive?: MakeLiveResult;

@@ -16,7 +16,7 @@ import type { Manifest } from '../common/types';
 import { listBackups, listDestination, readManifest } from './catalog';
 import { parseInfo, parseKeyspace } from './redis-target';
 import { scanPrefixCounts } from './preflight';
-import type { Progress } from './progress';
+import { countingBytes, type Progress } from './progress';
 import { checkRdbFile } from './rdb-check';
 import { localRdb, restoreWorkDir } from './restore/local-rdb';
 import { databasesFor, OWNER, ownerRecord, startScratch, type Scratch } from './restore/scratch';
@@ -118,7 +118,12 @@ export async function drillRestore(s: Services, input: DrillRestoreInput, p: Pro
     await writeFile(path.join(dir, OWNER), ownerRecord());
     p.moved({ phase: 'fetch' });
     const fetched = await timed('fetch', () =>
-      localRdb(stores, manifest, [input.destination], { keys, signal: p.signal, dir, onBytes: () => p.moved({ phase: 'fetch' }) }),
+      localRdb(stores, manifest, [input.destination], {
+        keys,
+        signal: p.signal,
+        dir,
+        onBytes: countingBytes(p, 'fetch', manifest.artifact.size),
+      }),
     );
     const checks: Check[] = [
       {

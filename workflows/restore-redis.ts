@@ -1,15 +1,23 @@
-// restoreRedis, seed 001 as a runbook: plan -> approval -> quiesce writers -> safety backup -> make
-// live -> verify -> resume writers. Every step that changes something pushes its undo beside it; a
-// failure or a cancellation runs the pending undos in a non-cancellable scope (rolling the data back
-// to the safety backup if it was being replaced), and writers are always resumed.
+// restoreRedis, seed 001 as a runbook: plan -> approval -> safety capture -> quiesce writers -> safety
+// backup (the copy sealed) -> make live -> verify -> resume writers -> safety backup stored. Every step
+// that changes something pushes its undo beside it; a failure or a cancellation runs the pending undos
+// in a non-cancellable scope (rolling the data back to the safety copy if it was being replaced), and
+// writers are always resumed.
+//
+// Writers are held only from the seal of the safety copy to the verified restore: the copy follows the
+// target from a snapshot taken before the pause, so sealing it takes only the writes made since, and it
+// is durable on the worker (fsynced, SHA-256 recorded) before anything is replaced; it becomes a stored,
+// verified, signed backup once writers are back (or after a rollback).
 import { CancellationScope, defineQuery, executeChild, isCancellation, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { makeBackupId } from '../common/backup-id';
 import { fail } from '../common/errors';
 import { messageOf } from '../common/failure';
-import type { RestoreInput, RestorePlan, RestoreReport, RestoreStatus, WriterPauseState } from '../common/restore-types';
+import type { RestoreInput, RestorePlan, RestoreReport, RestoreStatus, SafetyCopySummary, WriterPauseState } from '../common/restore-types';
+import type { PreflightResult } from '../common/types';
 import { workflowIds } from '../common/workflow-ids';
 import { approvalGate, restoreRecords } from './approval';
-import { backupRedis } from './backup-redis';
 import { Saga } from './saga';
+import { storeSafetyBackup } from './safety-backup';
 import { heavy, prompt, quick, stepper, undo } from './shared';
 
 /** How long an undo retries before the target's webhooks hear that it is still being retried. */
@@ -27,7 +35,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   const steps: RestoreReport['steps'] = [];
   const step = stepper(status, steps);
   // What the report says so far: filled in step by step, so that a failure reports what was done.
-  const done: Partial<Pick<RestoreReport, 'safetyBackupId' | 'makeLive' | 'verification'>> = {};
+  const done: Partial<Pick<RestoreReport, 'safetyBackupId' | 'safetyCopy' | 'makeLive' | 'verification'>> = {};
   const warnings: string[] = [];
   const noting = (what: string) => (err: unknown) => void warnings.push(`${what}: ${messageOf(err)}`);
 
@@ -103,7 +111,19 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   const stopRenewal = async () => (pause.renewal.cancel(), await pause.renewing);
   let phase: 'untouched' | 'replacing' | 'verified' = 'untouched';
   let safetyBackupId: string | undefined;
+  /** The sealed safety copy, on the worker's host until its safety backup is stored. */
+  let safetyCopy: { summary: SafetyCopySummary; preflight: PreflightResult; stored: boolean } | undefined;
+  /** Removed once stored (or never sealed); kept on the worker otherwise, for a person to store. */
+  const safetyCopyFate = () => (!safetyCopy || safetyCopy.stored ? 'remove' : 'keep');
   try {
+    // Before writers pause: the safety copy starts from a snapshot taken now (the writes after it are
+    // followed), and the reference that verification compares with is loaded.
+    const [taken] = await step('safety capture', () =>
+      Promise.all([
+        heavy.captureSafetyCopy({ target }),
+        heavy.prepareVerification({ backupId: plan.backup.backupId, allowUnsigned: plan.allowUnsigned }),
+      ]),
+    );
     await step('quiesce writers', async () => {
       pause.startedAt = Date.now();
       for (const writer of plan.writers) {
@@ -127,21 +147,20 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
         });
       }
     });
-    // Taken with writers already paused, the safety backup is exactly what a rollback must bring back:
-    // no write can fall between it and the restore.
-    const safety = await step('safety backup', () =>
-      executeChild(backupRedis, {
-        workflowId: workflowIds.safetyBackup(target, workflowInfo().runId),
-        args: [{ target, tags: ['pre-restore'], requestedBy: `restore:${requester()}`, skipRetention: true }],
-      }),
-    );
-    safetyBackupId = done.safetyBackupId = safety.backupId;
+    // Sealed with writers already paused, the safety copy is exactly what a rollback must bring back:
+    // no write can fall between it and the restore. It is durable before anything is replaced.
+    const sealed = await step('safety backup', () => heavy.sealSafetyCopy({ target }));
+    safetyCopy = { summary: sealed, preflight: taken.preflight, stored: false };
+    done.safetyCopy = sealed;
+    // Its backup id is fixed now: the rollback and the report name it before it is stored.
+    const safetyId = makeBackupId(target, new Date(), workflowInfo().runId.replace(/-/g, '').slice(-8));
+    safetyBackupId = done.safetyBackupId = safetyId;
     stillPaused();
-    const rollback = `roll back to the safety backup ${safety.backupId}`;
+    const rollback = `roll back to the safety backup ${safetyId}`;
     const dropRollback = saga.push(
       rollback,
       untilDone(rollback, async () => {
-        await undo.makeLive({ target, backupId: safety.backupId, undo: true });
+        await undo.makeLive({ target, backupId: safetyId, undo: true });
         return 'the pre-restore data is back';
       }),
     );
@@ -169,7 +188,10 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
   }
 
   const writePauseMs = Date.now() - (pause.startedAt ?? Date.now());
-  await quick.removeRestoreFiles({ backupIds: [plan.backup.backupId, safetyBackupId!] }).catch(noting('removing the local copies'));
+  await storeSafetyCopy();
+  await quick
+    .removeRestoreFiles({ backupIds: [plan.backup.backupId, safetyBackupId!], safetyCopy: safetyCopyFate() })
+    .catch(noting('removing the local copies'));
   status.step = 'done';
   await audit('restored', requester(), `from ${plan.backup.backupId}; safety backup ${safetyBackupId}`).catch(
     noting('the audit record of the restore was not written'),
@@ -213,12 +235,53 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     };
   }
 
+  /**
+   * The sealed safety copy made a backup like any other, once writers are back, or beside the undos
+   * of a failure (so that a rollback that waits for the target leaves it stored, for a person to use):
+   * a failure to store it is reported, and the copy stays on the worker's host.
+   */
+  async function storeSafetyCopy(beside = false): Promise<void> {
+    if (!safetyCopy || safetyCopy.stored || !safetyBackupId) return;
+    const runId = workflowInfo().runId;
+    // Beside the undos, the status keeps saying what they wait for.
+    const track = beside
+      ? async <T>(name: string, fn: () => Promise<T>) => {
+          const startedAt = new Date();
+          const out = await fn();
+          steps.push({ name, startedAt: startedAt.toISOString(), durationMs: Date.now() - startedAt.getTime() });
+          return out;
+        }
+      : step;
+    try {
+      await track('store safety backup', () =>
+        executeChild(storeSafetyBackup, {
+          workflowId: workflowIds.safetyBackup(target, runId),
+          args: [
+            {
+              target,
+              backupId: safetyBackupId!,
+              restoreRunId: runId,
+              requestedBy: `restore:${requester()}`,
+              preflight: safetyCopy!.preflight,
+            },
+          ],
+        }),
+      );
+      safetyCopy.stored = true;
+    } catch (err) {
+      warnings.push(
+        `the safety backup ${safetyBackupId} was not stored (${messageOf(err)}); its copy stays on ${safetyCopy.summary.host}, ` +
+          `in the worker's private folder under lasting/safety/${runId}`,
+      );
+    }
+  }
+
   /** Runs the pending undos, records the ending, and fails the restore with its report. */
   async function compensate(err: unknown): Promise<never> {
     const failedAt = status.step;
     status.step = 'compensating';
     await stopRenewal();
-    const undone = await saga.compensate();
+    const [undone] = await Promise.all([saga.compensate(), storeSafetyCopy(true)]);
     const rollback = undone.find((u) => u.name.startsWith('roll back'));
     const targetState =
       phase === 'verified'
@@ -235,7 +298,7 @@ export async function restoreRedis(input: RestoreInput): Promise<RestoreReport> 
     const writePauseMs = pause.startedAt === undefined ? undefined : Date.now() - pause.startedAt;
     // The local copies are production data: removed whatever the ending (the stored backups stay).
     await quick
-      .removeRestoreFiles({ backupIds: [plan.backup.backupId, ...(safetyBackupId ? [safetyBackupId] : [])] })
+      .removeRestoreFiles({ backupIds: [plan.backup.backupId, ...(safetyBackupId ? [safetyBackupId] : [])], safetyCopy: safetyCopyFate() })
       .catch(noting('removing the local copies'));
     const outcome = isCancellation(err) ? 'cancelled' : 'failed';
     const error = messageOf(err);

@@ -7,7 +7,7 @@ import { fail } from '../../common/errors';
 import { maxRdbVersionFor } from '../../common/rdb';
 import type { RestorePlan } from '../../common/restore-types';
 import { findBackup, listBackups } from '../catalog';
-import type { Progress } from '../progress';
+import { countingBytes, type Progress } from '../progress';
 import { connectTarget } from '../redis-target';
 import type { Services } from '../services';
 import { localRdb } from './local-rdb';
@@ -35,7 +35,12 @@ export async function planRestore(s: Services, input: PlanInput, p: Progress): P
   if (entry.target !== source) fail('BAD_INPUT', `backup ${entry.backupId} is of target ${entry.target}, not ${source}`);
   const m = entry.manifest;
   const order = [...entry.destinations].sort((a, b) => Number(b === input.preferDestination) - Number(a === input.preferDestination));
-  const proven = await localRdb(s.stores, m, order, { keys: s.keys, signal: p.signal, runId: input.runId, onBytes: () => p.moved() });
+  const proven = await localRdb(s.stores, m, order, {
+    keys: s.keys,
+    signal: p.signal,
+    runId: input.runId,
+    onBytes: countingBytes(p, 'fetch', m.artifact.size),
+  });
   const client = await connectTarget(input.target, t);
   const current = await readTargetState(client).finally(() => client.disconnect());
   if (current.role !== 'master')

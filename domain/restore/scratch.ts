@@ -22,6 +22,8 @@ const SCRATCH_PASSWORD_PREFIX = 'rr-scratch-';
 export const isScratchPassword = (s: string): boolean => s.startsWith(SCRATCH_PASSWORD_PREFIX);
 
 export interface Scratch {
+  /** Its folder in the worker's private folder (its dump.rdb is a link to the RDB it loaded). */
+  dir: string;
   host: string;
   port: number;
   password: string;
@@ -79,7 +81,7 @@ export async function startScratch(rdbFile: string, host = '127.0.0.1', timeoutM
   };
   try {
     const client = await waitLoaded(host, port, password, child, timeoutMs, dir, () => spawnError);
-    return { host, port, password, client, stop: async () => (client.disconnect(), stop()) };
+    return { dir, host, port, password, client, stop: async () => (client.disconnect(), stop()) };
   } catch (err) {
     await stop();
     throw err;
@@ -94,7 +96,7 @@ export const OWNER = 'owner.json';
  * on this host removes them. A server
  * is killed only while it provably works in its own dir (/proc): a reused pid is left alone.
  */
-function stopOrphans(): void {
+export function stopOrphans(): void {
   sweep(restoreWorkDir());
   // Other workers' private folders, of workers that died: their servers are stopped, the folders removed.
   reapDeadStateDirs(sweep);

@@ -20,6 +20,11 @@ export function referencePool() {
       p.catch(() => pending.delete(backupId));
       pending.set(backupId, p);
     },
+    /** Started and loaded: the restore has it ready before writers pause, so verifying waits for no load. */
+    async warm(backupId: string, rdbFile: string, databases: number): Promise<void> {
+      this.start(backupId, rdbFile, databases);
+      await pending.get(backupId);
+    },
     async take(backupId: string, rdbFile: string, databases: number): Promise<Scratch> {
       const p = pending.get(backupId);
       pending.delete(backupId);
@@ -72,20 +77,21 @@ async function compareSample(reference: Redis, target: Redis, size: number): Pro
   for (const db of dbs) {
     await reference.select(db);
     await target.select(db);
-    const keys = new Set<string>();
-    for (let i = 0; i < size && keys.size < size / dbs.length; i++) {
-      const k = await reference.randomkey();
-      if (k === null) break;
-      keys.add(k);
-    }
-    for (const k of keys) {
-      const ttl = await reference.pttl(k);
-      if (ttl >= 0 && ttl < 60_000) continue; // may expire while compared
-      const [a, b] = await Promise.all([valueOf(reference, k), valueOf(target, k)]);
+    // Sent together (ioredis pipelines what is not awaited): writers wait on these round trips.
+    const want = Math.ceil(size / dbs.length);
+    const keys = [...new Set((await Promise.all(Array.from({ length: want }, () => reference.randomkey()))).filter((k) => k !== null))];
+    const results = await Promise.all(
+      keys.map(async (k) => {
+        const [ttl, a, b, targetTtl] = await Promise.all([reference.pttl(k), valueOf(reference, k), valueOf(target, k), target.pttl(k)]);
+        if (ttl >= 0 && ttl < 60_000) return undefined; // may expire while compared
+        return a === b && (ttl === -1) === (targetTtl === -1);
+      }),
+    );
+    results.forEach((same, i) => {
+      if (same === undefined) return;
       compared++;
-      const targetTtl = await target.pttl(k);
-      if (a !== b || (ttl === -1) !== (targetTtl === -1)) bad.push(`db${db}:${k.slice(0, 60)}`);
-    }
+      if (!same) bad.push(`db${db}:${keys[i]!.slice(0, 60)}`);
+    });
   }
   return [
     bad.length === 0,

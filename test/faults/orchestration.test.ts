@@ -501,10 +501,16 @@ describe.concurrent('the orchestration under faults', () => {
         const handle = await startRestore(clientB, s, 'safety', taken.backupId);
         await awaitingApproval(handle);
         await decide(handle, people.alice, 'approve');
-        const safetyId = `restore/safety/safety/${(await handle.describe()).runId}`;
-        await until('the safety backup to capture', async () => {
-          if ((await step(handle)) !== 'safety backup') return false;
-          return (await pendingActivity(clientB, safetyId).catch(() => undefined)) === 'capture' && (await saving(c));
+        // The safety copy is captured before writers pause (its seal, with them paused, takes the writes since).
+        await until('the safety copy to capture', async () => {
+          if ((await step(handle)) !== 'safety capture') return false;
+          const pending = (await handle.describe()).raw.pendingActivities ?? [];
+          const capturing = pending.some(
+            (a) =>
+              a.activityType?.name === 'captureSafetyCopy' &&
+              a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+          );
+          return capturing && (await saving(c));
         });
         await w.kill();
         expect(await listBackups(s.config, storeRegistry(s.config), 'safety')).toHaveLength(1);

@@ -61,12 +61,14 @@ describe('restoreRedis', () => {
     expect(report.verification?.every((v) => v.ok)).toBe(true);
     expect(report.steps.map((s) => s.name)).toEqual([
       'plan',
+      'safety capture',
       'quiesce writers',
       'safety backup',
       'make live',
       'after make-live check',
       'verify',
       'resume writers',
+      'store safety backup',
     ]);
     expect((await c.info('replication')).includes('role:master')).toBe(true);
     // CLIENT UNPAUSE ran: a write goes through at once.
