@@ -1,16 +1,22 @@
 // Backup benchmark (not a test): how close does a real `runbook backup --wait` come to the limit,
-// `redis-cli --rdb`, on one machine, for two dataset shapes it generates itself?
+// `redis-cli --rdb`, on one machine, for the dataset shapes it generates itself (bench/datasets.ts)?
 //
-//   npm run bench:backup                      full run (~4M small keys, ~1 GB of 50 KiB values)
+//   npm run bench:backup                      full run (~4M small keys, ~1 GB of 50 KiB values,
+//                                             2M mixed keys, 12k mixed keys of ~50 KB)
 //   BENCH_SCALE=0.05 npx tsx bench/backup.ts  quick run: key counts multiplied by BENCH_SCALE
+//   BENCH_MEMORY=1 npx tsx bench/backup.ts    memory check: the worker's peak RSS backing up a ~1 GB,
+//                                             then a ~4 GB RDB (BENCH_MEMORY_GB=1,4), (a) and (c) only
 //
-// Other knobs: BENCH_GZIP=0 skips (d), the gzip backup; BENCH_SHAPES=small-keys,large-values picks
-// shapes; BENCH_CPU_PROF=<dir> runs the worker with --cpu-prof into <dir>; BENCH_TMPDIR=<dir> puts the
+// Other knobs: BENCH_GZIP=0 skips (d), the gzip backup; BENCH_SHAPES=small-keys,large-values,mixed,
+// mixed-large picks shapes; BENCH_CPU_PROF=<dir> runs the worker with --cpu-prof into <dir>; BENCH_TMPDIR=<dir> puts the
 // temp dir (Redis dir, Temporal SQLite, backup destination, (b)'s output file) elsewhere than
 // os.tmpdir(); BENCH_KEEP=1 keeps it; BENCH_BACKUP_TRIES (default 3) re-runs a failed `runbook backup`
-// (each failure is recorded); BENCH_BACKUP_TIMEOUT_S kills a run that hangs and terminates its workflow.
+// (each failure is recorded); BENCH_BACKUP_TIMEOUT_S kills a run that hangs and terminates its workflow;
+// BENCH_WORKER_NODE_ARGS adds node options to the worker (--trace-gc, --perf-basic-prof for perf).
 // The results also go to bench/results/backup-<date>.json, with the CPU used by other processes on the
-// machine during each measurement ("foreign CPU"): on 2 cores, other jobs distort the numbers.
+// machine during each measurement ("foreign CPU"): on 2 cores, other jobs distort the numbers; and
+// the CPU each process used (sampled from /proc every 200 ms, pidstat-like, with a timeline): the
+// worker's threads, its children (zstd, redis-check-rdb, age), Redis's main thread and its fork.
 //
 // Per shape:
 //   (a) redis-cli -p PORT --rdb /dev/null           the limit. redis-cli exits 1 there (fsync of
@@ -23,7 +29,18 @@
 //   (e) the same as (c), encrypted with age (encryption at rest); BENCH_AGE=0 skips it.
 // Throughput is RDB bytes / wall time, in MB/s (10^6 bytes).
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +52,7 @@ import type { BackupReport } from '../common/types';
 import { freePort, startRedis } from '../test/support/redis';
 import { signingKey } from '../test/support/signing';
 import { startDevServer } from '../worker/dev-server';
-import { fillLargeValues, LARGE_VALUE_SIZE, populateSmallKeys } from './datasets';
+import { fillLargeValues, fillMixed, LARGE_VALUE_SIZE, populateSmallKeys } from './datasets';
 import {
   cleanup,
   cpuDelta,
@@ -48,20 +65,27 @@ import {
   resetPeak,
   round,
   run,
-  sampleMemory,
+  sampleProcesses,
   track,
+  type CpuSample,
   type CpuTimes,
-  type MemorySample,
 } from './procs';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 if (!(SCALE > 0)) throw new Error(`BENCH_SCALE must be a positive number, not "${process.env.BENCH_SCALE}"`);
-const WITH_GZIP = process.env.BENCH_GZIP !== '0';
-const WITH_AGE = process.env.BENCH_AGE !== '0';
+const MEMORY_MODE = process.env.BENCH_MEMORY === '1';
+/** Memory mode: the RDB sizes to back up, in GB, each dataset growing the one before. */
+const MEMORY_GB = (process.env.BENCH_MEMORY_GB ?? '1,4').split(',').map(Number);
+if (MEMORY_GB.some((g) => !(g > 0))) throw new Error(`BENCH_MEMORY_GB must list positive numbers, not "${process.env.BENCH_MEMORY_GB}"`);
+const WITH_GZIP = process.env.BENCH_GZIP !== '0' && !MEMORY_MODE;
+const WITH_AGE = process.env.BENCH_AGE !== '0' && !MEMORY_MODE;
+const WITH_SEEDS = !MEMORY_MODE;
 const ONLY = process.env.BENCH_SHAPES?.split(',').map((s) => s.trim());
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
 const KEEP = process.env.BENCH_KEEP === '1';
+/** More node options for the worker, e.g. --trace-gc or --perf-basic-prof (its log is in the temp dir). */
+const WORKER_NODE_ARGS = process.env.BENCH_WORKER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
 const TMP = process.env.BENCH_TMPDIR ?? os.tmpdir();
 /** A failed `runbook backup` is recorded and run again, at most this many times in all. */
 const BACKUP_TRIES = Math.max(1, Number(process.env.BENCH_BACKUP_TRIES ?? 3));
@@ -71,8 +95,12 @@ const BACKUP_TRIES = Math.max(1, Number(process.env.BENCH_BACKUP_TRIES ?? 3));
  */
 const BACKUP_TIMEOUT_S = process.env.BENCH_BACKUP_TIMEOUT_S ? Number(process.env.BENCH_BACKUP_TIMEOUT_S) : undefined;
 
-/** The code measured: the commit, and whether the work tree differed from it (BENCH_GIT_COMMIT outside a clone). */
+/**
+ * The code measured: the commit, and whether the work tree differed from it. BENCH_GIT_COMMIT, when
+ * set, is taken as it is and git is not run (outside a clone, or where git must not touch the index).
+ */
 function codeVersion(): { commit: string; dirty: boolean | null } {
+  if (process.env.BENCH_GIT_COMMIT) return { commit: process.env.BENCH_GIT_COMMIT, dirty: null };
   try {
     const git = (...args: string[]) =>
       execFileSync('git', args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] })
@@ -93,8 +121,22 @@ interface Shape {
   name: string;
   description: string;
   keys: number;
-  fill(client: Redis): Promise<void>;
+  fill(client: Redis, port: number): Promise<void>;
+  /** The next shape adds to this one's keys: not flushed after it (memory mode). */
+  grows?: boolean;
+  /** What it needs, for the free-space check: Redis's memory and the disk its backups take. */
+  needs?: { memoryBytes: number; diskBytes: number };
 }
+
+const progress = (name: string, total: number) => {
+  let next = 0;
+  return (done: number) => {
+    if (done >= next) {
+      log(`  ${name}: filled ${done}/${total}`);
+      next += Math.ceil(total / 4);
+    }
+  };
+};
 
 const allShapes: Shape[] = [
   {
@@ -110,17 +152,47 @@ const allShapes: Shape[] = [
     description: `${LARGE_VALUE_SIZE}-byte values of seeded pseudo-random data, partly compressible`,
     keys: Math.max(1, Math.round(20_000 * SCALE)),
     fill(client) {
-      let next = 0;
-      return fillLargeValues(client, this.keys, (done) => {
-        if (done >= next) {
-          log(`  filled ${done}/${this.keys}`);
-          next += Math.ceil(this.keys / 4);
-        }
-      });
+      return fillLargeValues(client, this.keys, progress(this.name, this.keys));
+    },
+  },
+  {
+    name: 'mixed',
+    description:
+      'every type (strings, integers, hashes, lists, sets, sorted sets, streams), db 0 and db 1, 1 key in 10 with a TTL; 40-200-byte records, no two alike (~140 B of RDB a key)',
+    keys: Math.max(1, Math.round(2_000_000 * SCALE)),
+    fill(_client, port) {
+      return fillMixed(toolPath('redis-cli'), port, this.keys, { onProgress: progress(this.name, this.keys) });
+    },
+  },
+  {
+    name: 'mixed-large',
+    description: 'the same types and databases, 40-60 KB a key (one value, or 80-160 elements), records no two alike (~40 KB of RDB a key)',
+    keys: Math.max(1, Math.round(12_000 * SCALE)),
+    fill(_client, port) {
+      return fillMixed(toolPath('redis-cli'), port, this.keys, { large: true, onProgress: progress(this.name, this.keys) });
     },
   },
 ];
-const shapes = allShapes.filter((s) => !ONLY || ONLY.includes(s.name));
+
+/** Memory mode: large values growing from one size to the next; each adds keys to the one before. */
+const memoryShapes: Shape[] = MEMORY_GB.map((gb, i) => {
+  const keys = Math.round((gb * 1e9) / LARGE_VALUE_SIZE);
+  return {
+    name: `huge-${gb}g`,
+    description: `${keys} values of ${LARGE_VALUE_SIZE} bytes (large-values data), ~${gb} GB of RDB`,
+    keys,
+    grows: i < MEMORY_GB.length - 1,
+    // used_memory is ~1.13x the data; stored ~0.4x the RDB (zstd -1 on this data), kept twice at most
+    // (the backup and its temp file are one; the previous run's is removed first).
+    needs: { memoryBytes: gb * 1.2e9, diskBytes: gb * 0.5e9 },
+    async fill(client) {
+      const from = await client.dbsize(); // blob:N keys, all in db 0
+      await fillLargeValues(client, keys, progress(this.name, keys), from);
+    },
+  };
+});
+
+const shapes = MEMORY_MODE ? memoryShapes : allShapes.filter((s) => !ONLY || ONLY.includes(s.name));
 
 /**
  * How busy the whole machine was during a measurement: the CPU-seconds of every process, and of those
@@ -138,6 +210,8 @@ interface ClientRun {
   exitCode: number | null;
   storedBytes?: number;
   cpu: { client: CpuTimes; redisFork: CpuTimes };
+  /** Redis's threads and fork, sampled (the client's CPU is cpu.client, exact). */
+  cpuSampled: CpuSample;
   machine: MachineLoad;
 }
 
@@ -151,6 +225,8 @@ interface BackupRun {
   captureMs: number;
   captureMbps: number;
   workflowMs: number;
+  /** Wall time outside the workflow's steps: the CLI's start, starting the workflow, waiting for its result. */
+  outsideStepsMs: number;
   steps: Record<string, number>;
   worker: {
     peakRssMiB: number;
@@ -163,6 +239,8 @@ interface BackupRun {
     cpu: CpuTimes;
   };
   redisForkCpu: CpuTimes;
+  /** The worker's threads and children, Redis's threads and fork, sampled during the run. */
+  cpuSampled: CpuSample;
   machine: MachineLoad;
   backupId: string;
   /** Activity attempts from the workflow history (1 = no retry), and the failures that caused retries. */
@@ -208,7 +286,8 @@ interface ShapeResult {
   fillSeconds: number;
   rdbBytes: number;
   a: ClientRun;
-  b: ClientRun;
+  /** Absent in memory mode. */
+  b?: ClientRun;
   c: BackupOutcome;
   d?: BackupOutcome;
   /** (e) zstd, then age encryption: what encryption at rest costs. */
@@ -298,6 +377,7 @@ async function main() {
         '--import',
         'tsx',
         ...(CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : []),
+        ...WORKER_NODE_ARGS,
         'cli/index.ts',
         '--config',
         configFile,
@@ -381,11 +461,13 @@ async function main() {
     const out = path.join(root, 'seed.rdb.gz');
     const cpu0 = { client: cpuTimes(process.pid), redis: cpuTimes(redisPid) };
     const load = loadMeter();
+    const sampler = sampleProcesses([{ pid: redisPid, label: 'redis' }], 200);
     const r =
       mode === 'a'
         ? await run(redisCli, ['-h', '127.0.0.1', '-p', String(redis.port), '--rdb', '/dev/null'])
         : await run('sh', ['-c', `"$0" -p ${redis.port} --rdb - | gzip > "$1"`, redisCli, out]);
     await waitIdle(); // the fork child is reaped: its CPU time is in redis's cutime
+    const cpuSampled = sampler.stop().cpu;
     const machine = load();
     const cpu = { client: cpuDelta(cpu0.client, cpuTimes(process.pid)), redisFork: cpuDelta(cpu0.redis, cpuTimes(redisPid)) };
     const text = r.stdout + r.stderr;
@@ -406,6 +488,7 @@ async function main() {
       exitCode: r.code,
       storedBytes,
       cpu,
+      cpuSampled,
       machine,
     };
   };
@@ -471,11 +554,17 @@ async function main() {
     const peakReset = resetPeak(workerPid);
     const cpu0 = { worker: cpuTimes(workerPid), redis: cpuTimes(redisPid) };
     const load = loadMeter();
-    const sampler = sampleMemory(workerPid, 250);
+    const sampler = sampleProcesses(
+      [
+        { pid: workerPid, label: 'worker' },
+        { pid: redisPid, label: 'redis' },
+      ],
+      200,
+    );
     const logFrom = statSync(workerLog).size;
     const r = await cli({ timeoutMs: timeoutS * 1000 }, '--json', 'backup', target, '--wait');
     const pending = r.timedOut ? await terminateRunning() : undefined;
-    const mem: MemorySample = sampler.stop();
+    const { memory: mem, cpu: cpuSampled } = sampler.stop();
     const hwm = memory(workerPid).hwm;
     await waitIdle();
     const cpu = { worker: cpuDelta(cpu0.worker, cpuTimes(workerPid)), redis: cpuDelta(cpu0.redis, cpuTimes(redisPid)) };
@@ -499,6 +588,7 @@ async function main() {
       captureMs: m.capture.durationMs,
       captureMbps: round(m.rdb.size / MB / (m.capture.durationMs / 1000), 1),
       workflowMs: report.steps.reduce((n, s) => n + s.durationMs, 0),
+      outsideStepsMs: Math.round(r.seconds * 1000 - report.steps.reduce((n, s) => n + s.durationMs, 0)),
       steps: Object.fromEntries(report.steps.map((s) => [s.name, s.durationMs])),
       worker: {
         peakRssMiB: mib(Math.max(hwm, mem.maxRss)),
@@ -510,6 +600,7 @@ async function main() {
         cpu: cpu.worker,
       },
       redisForkCpu: cpu.redis,
+      cpuSampled,
       machine,
       backupId: report.backupId,
       attempts,
@@ -528,18 +619,23 @@ async function main() {
 
   const results: ShapeResult[] = [];
   for (const shape of shapes) {
+    if (shape.needs) checkRoom(shape.name, shape.needs, root);
     log(`${shape.name}: filling ${shape.keys} keys (${shape.description})`);
     const fillStart = Date.now();
-    await shape.fill(client);
+    await shape.fill(client, redis.port);
     const fillSeconds = round((Date.now() - fillStart) / 1000, 1);
-    const dbsize = await client.dbsize();
+    // Keys in every database (DBSIZE counts only the selected one).
+    const dbsize = [...(await client.info('keyspace')).matchAll(/^db\d+:keys=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
     const usedMemoryBytes = Number(/used_memory:(\d+)/.exec(await client.info('memory'))?.[1] ?? 0);
     log(`${shape.name}: ${dbsize} keys, used_memory ${mib(usedMemoryBytes)} MiB, filled in ${fillSeconds}s`);
 
     const a = await measureRedisCli('a');
     log(`${shape.name} (a) redis-cli --rdb /dev/null: ${a.seconds}s, ${(a.rdbBytes / MB).toFixed(1)} MB, ${a.mbps} MB/s`);
-    const b = await measureRedisCli('b');
-    log(`${shape.name} (b) redis-cli --rdb - | gzip: ${b.seconds}s, ${b.mbps} MB/s`);
+    let b: ClientRun | undefined;
+    if (WITH_SEEDS) {
+      b = await measureRedisCli('b');
+      log(`${shape.name} (b) redis-cli --rdb - | gzip: ${b.seconds}s, ${b.mbps} MB/s`);
+    }
     const timeoutS = BACKUP_TIMEOUT_S ?? Math.max(120, Math.round(60 + 20 * a.seconds));
     const describe = (o: BackupOutcome) =>
       succeeded(o)
@@ -571,7 +667,7 @@ async function main() {
       d,
       e,
     });
-    await client.flushall();
+    if (!shape.grows) await client.flushall();
     // Drop this shape's backups: the destination would otherwise hold GBs until the end.
     rmSync(storePath, { recursive: true, force: true });
   }
@@ -585,11 +681,15 @@ async function main() {
     .toISOString()
     .replace(/\.\d+Z$/, 'Z')
     .replace(/:/g, '');
-  const file = path.join(resultsDir, `backup-${stamp}${SCALE === 1 ? '' : `-scale${SCALE}`}.json`);
+  const file = path.join(
+    resultsDir,
+    `backup-${MEMORY_MODE ? 'memory-' : ''}${stamp}${SCALE === 1 || MEMORY_MODE ? '' : `-scale${SCALE}`}.json`,
+  );
   const json = {
     benchmark: 'backup',
     date: new Date().toISOString(),
-    scale: SCALE,
+    scale: MEMORY_MODE ? null : SCALE,
+    memoryModeGB: MEMORY_MODE ? MEMORY_GB : null,
     code: codeVersion(),
     machine: {
       cpus: os.cpus().length,
@@ -606,9 +706,15 @@ async function main() {
       '(c)/(d) wall time of `runbook --json backup <target> --wait` (CLI start, preflight, capture, verify, manifest, retention, report); local destination in the temp dir, fsynced',
       'MB = 10^6 bytes; throughput = RDB bytes / wall time; RSS in MiB',
       'machine.foreignCpuSeconds: CPU used during the measurement by processes outside the bench (other jobs); large values mean the numbers are distorted',
+      'cpuSampled: CPU-seconds per thread group and child process, sampled from /proc every 200 ms (timeline: per interval); exact totals in cpu/worker.cpu/redisForkCpu',
     ],
     cliStartSeconds,
-    worker: { startRssMiB: mib(workerStart.rss), startPeakRssMiB: mib(workerStart.hwm), cpuProfileDir: CPU_PROF_DIR ?? null },
+    worker: {
+      startRssMiB: mib(workerStart.rss),
+      startPeakRssMiB: mib(workerStart.hwm),
+      cpuProfileDir: CPU_PROF_DIR ?? null,
+      nodeArgs: WORKER_NODE_ARGS,
+    },
     warmup: warm,
     shapes: results,
     totalSeconds,
@@ -618,6 +724,21 @@ async function main() {
 }
 
 const mib = (bytes: number) => round(bytes / MiB, 1);
+
+/** Refuses a shape the machine has no room for: Redis's memory, and the disk its backups take. */
+function checkRoom(name: string, needs: { memoryBytes: number; diskBytes: number }, dir: string): void {
+  const fs = statfsSync(dir);
+  const freeDisk = fs.bavail * fs.bsize;
+  const available = Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) * 1024;
+  const gb = (n: number) => (n / 1e9).toFixed(1);
+  log(
+    `${name}: needs ~${gb(needs.memoryBytes)} GB of memory (${gb(available)} available), ~${gb(needs.diskBytes)} GB of disk in ${dir} (${gb(freeDisk)} free)`,
+  );
+  // Half of what is free at most: other jobs share this machine.
+  if (needs.diskBytes > freeDisk / 2)
+    throw new Error(`${name}: not enough free disk in ${dir} (set BENCH_TMPDIR or lower BENCH_MEMORY_GB)`);
+  if (needs.memoryBytes > available / 2) throw new Error(`${name}: not enough free memory (lower BENCH_MEMORY_GB)`);
+}
 
 function table(rows: string[][], rightAlignFrom = 1): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -630,6 +751,11 @@ function table(rows: string[][], rightAlignFrom = 1): string {
 function tries(c: BackupRun): string {
   const failedAttempts = c.failedRuns.reduce((n, r) => n + r.failedActivityAttempts.length, 0) + c.failedActivityAttempts.length;
   return `${c.attempts.capture ?? 1}${c.failedRuns.length ? ` +${c.failedRuns.length} failed run(s)` : ''}${failedAttempts ? ` (${failedAttempts} failed attempt(s))` : ''}`;
+}
+
+/** Sampled CPU-seconds of the groups whose name matches. */
+function cpuOf(c: CpuSample, match: RegExp): number {
+  return Object.entries(c.byGroup).reduce((n, [k, v]) => (match.test(k) ? n + v : n), 0);
 }
 
 function render(
@@ -675,60 +801,97 @@ function render(
       'retention',
       'report',
       'sum',
+      'outside',
       'capture MB/s',
       'a/capture',
-      'worker CPU s',
-      'children CPU s',
-      'redis fork CPU s',
       'tree RSS MiB',
       'foreign CPU s a/b/c',
     ],
   ];
+  const cpu: string[][] = [
+    [
+      'shape',
+      'run',
+      'wall s',
+      'worker main',
+      'worker helpers',
+      'zstd',
+      'check',
+      'age',
+      'children exact',
+      'redis main',
+      'redis fork',
+      'client',
+      'other',
+      'busy cores',
+    ],
+  ];
   for (const r of results) {
+    const b = r.b;
+    const seeds = (cells: (number | undefined)[], d = 1) => cells.map((n) => (n === undefined ? '-' : f(n, d)));
+    const limit = r.a;
+    cpu.push([
+      r.shape,
+      'a (limit)',
+      f(limit.seconds, 2),
+      '-',
+      '-',
+      '-',
+      '-',
+      '-',
+      '-',
+      f(cpuOf(limit.cpuSampled, /^redis (main|bg)/)),
+      f(limit.cpu.redisFork.children),
+      f(limit.cpu.client.children),
+      f(
+        Math.max(
+          0,
+          limit.machine.busyCpuSeconds -
+            cpuOf(limit.cpuSampled, /^redis (main|bg)/) -
+            limit.cpu.redisFork.children -
+            limit.cpu.client.children,
+        ),
+      ),
+      f(limit.machine.busyCpuSeconds / limit.seconds, 2),
+    ]);
     for (const c of [r.c, r.d, r.e]) {
       if (!c) continue;
+      const head = [
+        r.shape,
+        String(r.dbsize),
+        f(r.rdbBytes / MB),
+        f(r.a.seconds, 2),
+        f(r.a.mbps),
+        ...seeds([b?.seconds], 2),
+        ...seeds([b?.mbps]),
+      ];
       if (!succeeded(c)) {
-        const cells = [
-          r.shape,
-          String(r.dbsize),
-          f(r.rdbBytes / MB),
-          f(r.a.seconds, 2),
-          f(r.a.mbps),
-          f(r.b.seconds, 2),
-          f(r.b.mbps),
-          c.compression,
-        ];
         rows.push([
-          ...cells,
+          ...head,
+          c.compression,
           'FAILED',
           '-',
           '-',
           '-',
           '-',
           '-',
-          f((r.b.storedBytes ?? 0) / MB),
+          ...seeds([b?.storedBytes !== undefined ? b.storedBytes / MB : undefined]),
           '-',
           `${c.failedRuns.length} failed run(s)`,
         ]);
-        steps.push([r.shape, c.compression, ...Array<string>(14).fill('-')]);
+        steps.push([r.shape, c.compression, ...Array<string>(12).fill('-')]);
         continue;
       }
       rows.push([
-        r.shape,
-        String(r.dbsize),
-        f(r.rdbBytes / MB),
-        f(r.a.seconds, 2),
-        f(r.a.mbps),
-        f(r.b.seconds, 2),
-        f(r.b.mbps),
+        ...head,
         c.compression,
         f(c.seconds, 2),
         f(c.mbps),
         f(r.a.seconds / c.seconds, 2),
-        f(r.b.seconds / c.seconds, 2),
+        ...seeds([b ? b.seconds / c.seconds : undefined], 2),
         f(c.storedBytes / MB),
         f(c.ratio, 2),
-        f((r.b.storedBytes ?? 0) / MB),
+        ...seeds([b?.storedBytes !== undefined ? b.storedBytes / MB : undefined]),
         `${f(c.worker.peakRssMiB)} (+${f(c.worker.peakRssMiB - c.worker.rssBeforeMiB)})`,
         tries(c),
       ]);
@@ -743,13 +906,29 @@ function render(
         ms('retention'),
         ms('report'),
         String(c.workflowMs),
+        String(c.outsideStepsMs),
         f(c.captureMbps),
         f(r.a.seconds / (c.captureMs / 1000), 2),
-        f(c.worker.cpu.self),
-        f(c.worker.cpu.children),
-        f(c.redisForkCpu.self + c.redisForkCpu.children),
         f(c.worker.sampledMaxTreeRssMiB),
-        `${f(r.a.machine.foreignCpuSeconds)}/${f(r.b.machine.foreignCpuSeconds)}/${f(c.machine.foreignCpuSeconds)}`,
+        `${f(r.a.machine.foreignCpuSeconds)}/${b ? f(b.machine.foreignCpuSeconds) : '-'}/${f(c.machine.foreignCpuSeconds)}`,
+      ]);
+      const s = c.cpuSampled;
+      const attributed = c.worker.cpu.self + c.worker.cpu.children + cpuOf(s, /^redis (main|bg)/) + c.redisForkCpu.children;
+      cpu.push([
+        r.shape,
+        c.compression,
+        f(c.seconds, 2),
+        f(cpuOf(s, /^worker main$/)),
+        f(cpuOf(s, /^worker (?!main$|child )/)),
+        f(cpuOf(s, /^worker child zstd$/)),
+        f(cpuOf(s, /^worker child (redis-check-rdb|cat|sh)$/)),
+        f(cpuOf(s, /^worker child age$/)),
+        f(c.worker.cpu.children),
+        f(cpuOf(s, /^redis (main|bg)/)),
+        f(c.redisForkCpu.children),
+        '-',
+        f(Math.max(0, c.machine.busyCpuSeconds - attributed)),
+        f(c.machine.busyCpuSeconds / c.seconds, 2),
       ]);
     }
   }
@@ -769,6 +948,15 @@ function render(
       targets.push(`  ${r.shape} encryption cost: ${(cost * 100).toFixed(1)}% of backup throughput ${cost <= 0.15 ? 'ok' : 'ABOVE 15%'}`);
     }
   }
+  // Memory mode: the worker's peak must not grow with the RDB.
+  const memory = results.filter((r) => r.shape.startsWith('huge-') && succeeded(r.c));
+  if (memory.length > 1) {
+    const peaks = memory.map((r) => (r.c as BackupRun).worker);
+    const growth = peaks[peaks.length - 1]!.peakRssMiB - peaks[0]!.peakRssMiB;
+    targets.push(
+      `  worker peak RSS against RDB size: ${memory.map((r, i) => `${f(r.rdbBytes / 1e9, 2)} GB -> ${f(peaks[i]!.peakRssMiB)} MiB (+${f(peaks[i]!.peakRssMiB - peaks[i]!.rssBeforeMiB)}; tree ${f(peaks[i]!.sampledMaxTreeRssMiB)})`).join(', ')}: ${growth < 32 ? 'flat' : `GROWS by ${f(growth)} MiB`}`,
+    );
+  }
   const failures = results.flatMap((r) =>
     [r.c, r.d, r.e]
       .filter((c): c is BackupOutcome => !!c)
@@ -784,14 +972,22 @@ function render(
   );
   return [
     '',
-    `Backup benchmark, scale ${SCALE}: ${os.cpus().length} CPUs, redis ${meta.redisVersion}, node ${process.version}; MB = 10^6 bytes, throughput = RDB bytes / wall time`,
+    `Backup benchmark, scale ${SCALE}${MEMORY_MODE ? ' (memory mode)' : ''}${WORKER_NODE_ARGS.length ? `, worker node ${WORKER_NODE_ARGS.join(' ')}` : ''}: ${os.cpus().length} CPUs, redis ${meta.redisVersion}, node ${process.version}; MB = 10^6 bytes, throughput = RDB bytes / wall time`,
     '(a) redis-cli --rdb /dev/null   (b) redis-cli --rdb - | gzip > FILE   (c) runbook backup --wait (row per compression)',
     'c/a = a_time / c_time (c throughput relative to the limit); b/c = b_time / c_time; ratio = RDB / stored',
     '',
     table(rows, 1),
     '',
-    'Steps of (c), in ms (from the report); capture MB/s and a/capture use the manifest capture.durationMs:',
+    'Steps of (c), in ms (from the report); outside = wall time outside the steps (CLI start, workflow start, waiting for the result);',
+    'capture MB/s and a/capture use the manifest capture.durationMs:',
     table(steps, 2),
+    '',
+    'CPU-seconds per process during each run, sampled from /proc every 200 ms (a process that exits loses up to 200 ms):',
+    "worker helpers = the worker's other threads (V8's GC, libuv's file I/O); check = redis-check-rdb (and a cat feeding it",
+    'where no FIFO could be made); children exact = the worker',
+    "children's total from its cutime; redis fork = Redis's cutime (exact); client = redis-cli; other = the machine's",
+    'busy CPU less all of these (the CLI, Temporal, this bench, other jobs); busy cores = machine busy CPU / wall (2 = saturated).',
+    table(cpu, 2),
     '',
     `runbook CLI start alone (--version): ${meta.cliStartSeconds}s; worker at start: RSS ${mib(meta.workerStart.rss)} MiB, peak ${mib(meta.workerStart.hwm)} MiB (bundling; reset before each backup)`,
     `foreign CPU = CPU-seconds used during a measurement by processes outside this bench (other jobs on the machine; 0 on a quiet machine); load average at start ${meta.loadAtStart}`,

@@ -185,13 +185,18 @@ export function resetPeak(pid: number): boolean {
   }
 }
 
-function descendants(root: number): { pid: number; comm: string; rss: number }[] {
+/** Every process's parent pid. */
+function parents(): Map<number, number> {
   const parent = new Map<number, number>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     const f = statFields(Number(d));
     if (f) parent.set(Number(d), Number(f[1]));
   }
+  return parent;
+}
+
+function descendants(root: number, parent = parents()): { pid: number; comm: string; rss: number }[] {
   const out: { pid: number; comm: string; rss: number }[] = [];
   const want = new Set([root]);
   // Parents are not always listed before their children: iterate until nothing new is found.
@@ -227,16 +232,93 @@ export interface MemorySample {
   samples: number;
 }
 
-/** Samples a process tree's memory every `everyMs` until stop() is called. */
-export function sampleMemory(pid: number, everyMs = 100): { stop(): MemorySample } {
+/**
+ * CPU-seconds used while sampling, per group: "<label> <thread>" for the roots' own threads (the
+ * worker's main thread, its libuv pool, V8's helpers; Redis's main thread), "<label> child <command>"
+ * for their descendants (zstd, redis-check-rdb, age; Redis's fork). A process that exits between two
+ * samples loses what it used since the last one: exact totals come from the parents' cutime.
+ */
+export interface CpuSample {
+  seconds: number;
+  byGroup: Record<string, number>;
+  /** Per sampling interval: the groups that used CPU in it, in CPU-seconds (pidstat-like). */
+  timeline: { t: number; cpu: Record<string, number> }[];
+}
+
+function ticksOf(statFile: string): { comm: string; ticks: number } | undefined {
+  try {
+    const s = readFileSync(statFile, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ticks: Number(f[11]) + Number(f[12]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Thread names folded into groups: Node 20 names all its threads "node" (V8's GC and compiler helpers,
+ * libuv's pool for file I/O), so they are one group; Redis's bio and I/O threads are another.
+ */
+function threadGroup(comm: string, main: boolean): string {
+  if (main) return 'main';
+  if (comm === 'node' || /^V8 |libuv/.test(comm)) return 'helpers';
+  if (/^(bio|io_thd|jemalloc)/.test(comm)) return 'bg';
+  return comm.replace(/\s+/g, '-').toLowerCase();
+}
+
+/**
+ * Samples, every `everyMs` until stop() is called, the CPU of each root (its threads and its
+ * descendants) and the memory of the first root's tree.
+ */
+export function sampleProcesses(
+  roots: { pid: number; label: string }[],
+  everyMs = 200,
+): { stop(): { memory: MemorySample; cpu: CpuSample } } {
   const out: MemorySample = { maxRss: 0, maxTreeRss: 0, maxByCommand: {}, samples: 0 };
+  const pid = roots[0]!.pid;
+  // Ticks seen last, per thread or process; what existed at the first sample counts from there.
+  const last = new Map<string, { group: string; ticks: number }>();
+  const totals: Record<string, number> = {};
+  const timeline: CpuSample['timeline'] = [];
+  const t0 = Date.now();
+  let first = true;
+  const see = (id: string, group: string, ticks: number, interval: Record<string, number>) => {
+    const prev = last.get(id);
+    const base = prev ? prev.ticks : first ? ticks : 0;
+    last.set(id, { group, ticks });
+    const d = (ticks - base) / CLK_TCK;
+    if (d > 0) {
+      totals[group] = (totals[group] ?? 0) + d;
+      interval[group] = round((interval[group] ?? 0) + d, 2);
+    }
+  };
   const tick = () => {
     const own = memory(pid).rss;
     let tree = own;
-    for (const d of descendants(pid)) {
-      tree += d.rss;
-      out.maxByCommand[d.comm] = Math.max(out.maxByCommand[d.comm] ?? 0, d.rss);
+    const interval: Record<string, number> = {};
+    const parent = parents();
+    for (const root of roots) {
+      let tids: string[] = [];
+      try {
+        tids = readdirSync(`/proc/${root.pid}/task`);
+      } catch {
+        // gone
+      }
+      for (const tid of tids) {
+        const t = ticksOf(`/proc/${root.pid}/task/${tid}/stat`);
+        if (t) see(`t${tid}`, `${root.label} ${threadGroup(t.comm, tid === String(root.pid))}`, t.ticks, interval);
+      }
+      for (const d of descendants(root.pid, parent)) {
+        if (root.pid === pid) {
+          tree += d.rss;
+          out.maxByCommand[d.comm] = Math.max(out.maxByCommand[d.comm] ?? 0, d.rss);
+        }
+        const t = ticksOf(`/proc/${d.pid}/stat`);
+        if (t) see(`p${d.pid}`, `${root.label} child ${d.comm}`, t.ticks, interval);
+      }
     }
+    if (!first) timeline.push({ t: round((Date.now() - t0) / 1000, 2), cpu: interval });
+    first = false;
     out.maxRss = Math.max(out.maxRss, own);
     out.maxTreeRss = Math.max(out.maxTreeRss, tree);
     out.samples++;
@@ -247,7 +329,12 @@ export function sampleMemory(pid: number, everyMs = 100): { stop(): MemorySample
     stop() {
       clearInterval(timer);
       tick();
-      return out;
+      const byGroup = Object.fromEntries(
+        Object.entries(totals)
+          .sort(([, a], [, b]) => b - a)
+          .map(([k, v]) => [k, round(v, 2)]),
+      );
+      return { memory: out, cpu: { seconds: round((Date.now() - t0) / 1000, 2), byGroup, timeline } };
     },
   };
 }

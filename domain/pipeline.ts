@@ -47,12 +47,7 @@ export function compressor(kind: Compression, level?: number): Duplex {
   if (kind === 'gzip') return createGzip({ level: level ?? 1, chunkSize: 256 * 1024 });
   if (kind === 'none') return new PassThrough();
   // The zstd program: streaming, several times faster than Node's gzip, and readable by any zstd.
-  return filterTool(
-    toolPath('zstd'),
-    ['-q', '-c', `-${level ?? 1}`, '--no-progress', ...(process.env.RR_EXP_ZT ? process.env.RR_EXP_ZT.split(' ') : [])],
-    'zstd',
-    'RDB_INVALID',
-  );
+  return filterTool(toolPath('zstd'), ['-q', '-c', `-${level ?? 1}`, '--no-progress'], 'zstd', 'RDB_INVALID');
 }
 
 export function decompressor(kind: Compression): Duplex {

@@ -474,6 +474,38 @@ describe('protocol handling against fake servers', () => {
     expect((await collect(capture.stream)).equals(rdb)).toBe(true);
   });
 
+  for (const mode of ['eof-mark', 'length'] as const) {
+    it(
+      `hands on exactly the ${mode} payload in chunks larger than a read, however the server splits its writes`,
+      { timeout: 15_000 },
+      async () => {
+        // 6 MiB in pieces of 1 byte to 200 KiB, with pauses: reads cross slab boundaries, the queue is
+        // handed on by size and by timer, and in eof-mark mode the held-back tail straddles all of it.
+        const rdb = fakeRdb(6 * 1024 * 1024 + 123);
+        const mark = randomBytes(20).toString('hex');
+        const fake = await fakeRedis(
+          handshake(async (sock) => {
+            sock.write(mode === 'eof-mark' ? `$EOF:${mark}\r\n` : `$${rdb.length}\r\n`);
+            for (let at = 0, i = 0; at < rdb.length; i++) {
+              const size = [1, 39, 41, 4096, 65_535, 200_000, 16_384][i % 7]!;
+              sock.write(rdb.subarray(at, at + size));
+              at += size;
+              if (i % 50 === 49) await sleep(12);
+            }
+            if (mode === 'eof-mark') sock.write(mark);
+          }),
+        );
+        const capture = await openReplicationStream({ host: '127.0.0.1', port: fake.port });
+        expect(capture.mode).toBe(mode);
+        const chunks: Buffer[] = [];
+        for await (const chunk of capture.stream) chunks.push(chunk as Buffer);
+        expect(Buffer.concat(chunks).equals(rdb)).toBe(true);
+        expect(Math.max(...chunks.map((c) => c.length))).toBeGreaterThan(64 * 1024);
+        await fake.clientClosed;
+      },
+    );
+  }
+
   it('pauses the socket while the consumer is not reading, so memory stays bounded', { timeout: 15_000 }, async () => {
     const size = 64 * 1024 * 1024;
     const block = randomBytes(1024 * 1024);
