@@ -4,7 +4,15 @@ import { defineQuery, isCancellation, setHandler, workflowInfo } from '@temporal
 import { makeBackupId } from '../common/backup-id';
 import { fail } from '../common/errors';
 import { renderBackupText } from '../common/report';
-import { TOOL_NAME, type BackupInput, type BackupReport, type BackupStatus, type Manifest } from '../common/types';
+import {
+  TOOL_NAME,
+  type BackupInput,
+  type BackupReport,
+  type BackupStatus,
+  type CaptureResult,
+  type Manifest,
+  type PreflightResult,
+} from '../common/types';
 import { TOOL_VERSION } from '../common/version';
 import { copying, messageOf, quick, records, stepper } from './shared';
 
@@ -47,36 +55,14 @@ async function runBackup(input: BackupInput): Promise<BackupReport> {
   const captured = await step('capture', () =>
     copying.capture({ target: input.target, backupId, workflowId: info.workflowId, runId: info.runId }),
   );
-  const copies = await step('verify', () =>
-    copying.verifyCopies({ target: input.target, backupId, artifact: captured.artifact, rdb: captured.rdb, proof: captured.proof }),
-  );
-  const bad = copies.filter((c) => !c.ok);
-  if (bad.length) {
-    // No manifest is written, so this backup never becomes visible.
-    fail('VERIFY_FAILED', `stored copies failed verification: ${bad.map((c) => `${c.destination}: ${c.detail}`).join('; ')}`);
-  }
-
-  const manifest: Manifest = {
-    formatVersion: 1,
-    backupId,
+  const manifest = await proveAndCommit(step, {
     target: input.target,
+    backupId,
+    captured,
     tags: input.tags ?? [],
     requestedBy: input.requestedBy ?? 'unknown',
-    createdAt: captured.startedAt,
-    completedAt: new Date().toISOString(),
-    durationMs: Date.now() - info.runStartTime.getTime(),
-    tool: { name: TOOL_NAME, version: TOOL_VERSION },
-    workflow: { workflowId: info.workflowId, runId: info.runId },
-    redis: pre.redis,
-    capture: { method: captured.method, durationMs: captured.durationMs },
-    rdb: captured.rdb,
-    artifact: captured.artifact,
-    copies: captured.copies,
-    keyspace: captured.keyspace,
-    prefixes: pre.prefixes,
-    verification: { verifiedAt: new Date().toISOString(), copies },
-  };
-  await step('manifest', () => quick.writeManifest({ manifest, receipt: captured.receipt }));
+    preflight: pre,
+  });
   // A restore's safety backup skips retention: it must not delete the backup being restored.
   const retention = input.skipRetention
     ? { dryRun: true, kept: [], deleted: [], abandoned: [], suspicious: [] }
@@ -87,4 +73,45 @@ async function runBackup(input: BackupInput): Promise<BackupReport> {
   await step('report', () => quick.writeReport(report));
   status.step = 'done';
   return report;
+}
+
+/**
+ * The proof of every stored copy, then the manifest (the commit point): shared by a backup and a
+ * restore's safety backup. A copy that fails its proof leaves no manifest, so the backup never exists.
+ */
+export async function proveAndCommit(
+  step: ReturnType<typeof stepper>,
+  b: { target: string; backupId: string; captured: CaptureResult; tags: string[]; requestedBy: string; preflight: PreflightResult },
+): Promise<Manifest> {
+  const info = workflowInfo();
+  const { target, backupId, captured } = b;
+  const copies = await step('verify', () =>
+    copying.verifyCopies({ target, backupId, artifact: captured.artifact, rdb: captured.rdb, proof: captured.proof }),
+  );
+  const bad = copies.filter((c) => !c.ok);
+  if (bad.length) {
+    fail('VERIFY_FAILED', `stored copies failed verification: ${bad.map((c) => `${c.destination}: ${c.detail}`).join('; ')}`);
+  }
+  const manifest: Manifest = {
+    formatVersion: 1,
+    backupId,
+    target,
+    tags: b.tags,
+    requestedBy: b.requestedBy,
+    createdAt: captured.startedAt,
+    completedAt: new Date().toISOString(),
+    durationMs: Date.now() - info.runStartTime.getTime(),
+    tool: { name: TOOL_NAME, version: TOOL_VERSION },
+    workflow: { workflowId: info.workflowId, runId: info.runId },
+    redis: b.preflight.redis,
+    capture: { method: captured.method, durationMs: captured.durationMs },
+    rdb: captured.rdb,
+    artifact: captured.artifact,
+    copies: captured.copies,
+    keyspace: captured.keyspace,
+    prefixes: b.preflight.prefixes,
+    verification: { verifiedAt: new Date().toISOString(), copies },
+  };
+  await step('manifest', () => quick.writeManifest({ manifest, receipt: captured.receipt }));
+  return manifest;
 }
